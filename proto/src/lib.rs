@@ -13,3 +13,34 @@ pub mod sync {
         tonic::include_proto!("palisade.sync.v1");
     }
 }
+
+/// Envoy messages the `xds-api` crate lacks (only the fields Palisade sets, with
+/// Envoy's field numbers); they refer to `xds_api`'s core types.
+pub mod envoy {
+    /// `envoy.extensions`.
+    pub mod extensions {
+        /// `envoy.extensions.filters`.
+        pub mod filters {
+            /// `envoy.extensions.filters.http`.
+            pub mod http {
+                /// `envoy.extensions.filters.http.ext_authz`.
+                pub mod ext_authz {
+                    /// `envoy.extensions.filters.http.ext_authz.v3`: ExtAuthz, ExtAuthzPerRoute.
+                    pub mod v3 {
+                        tonic::include_proto!("envoy.extensions.filters.http.ext_authz.v3");
+                    }
+                }
+            }
+        }
+        /// `envoy.extensions.upstreams`.
+        pub mod upstreams {
+            /// `envoy.extensions.upstreams.http`.
+            pub mod http {
+                /// `envoy.extensions.upstreams.http.v3`: HttpProtocolOptions.
+                pub mod v3 {
+                    tonic::include_proto!("envoy.extensions.upstreams.http.v3");
+                }
+            }
+        }
+    }
+}

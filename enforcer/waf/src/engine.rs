@@ -6,11 +6,20 @@
 //! body, run each phase, then read the [`Intervention`] and the
 //! [`MatchedRule`]s.
 
+mod compile;
+mod config;
+mod rule;
+mod transaction;
+
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::seclang::Span;
+pub use config::{BodyLimitAction, Config};
+pub use transaction::Transaction;
+
+use crate::seclang::{self, FileSource, FsSource, MemorySource, ParseError, Span};
 
 /// `SecRuleEngine`: whether disruptive actions are enforced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -75,57 +84,114 @@ pub struct Ruleset {
     inner: Arc<RulesetInner>,
 }
 
-struct RulesetInner {}
+pub(crate) struct RulesetInner {
+    pub(crate) compiled: compile::Compiled,
+}
 
 impl fmt::Debug for Ruleset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ruleset").finish_non_exhaustive()
+        f.debug_struct("Ruleset")
+            .field("rules", &self.inner.compiled.rule_count)
+            .field("engine", &self.inner.compiled.config.engine)
+            .finish_non_exhaustive()
     }
 }
 
+fn parse_errors(errors: Vec<ParseError>) -> Vec<CompileError> {
+    errors
+        .into_iter()
+        .map(|e| CompileError { span: Some(e.span), message: e.message })
+        .collect()
+}
+
 impl Ruleset {
+    fn build(
+        source: &dyn FileSource,
+        files: &[String],
+    ) -> Result<Ruleset, LoadError> {
+        let mut directives = Vec::new();
+        let mut errors = Vec::new();
+        for file in files {
+            match seclang::parse_file(source, file) {
+                Ok(d) => directives.extend(d),
+                Err(e) => errors.extend(parse_errors(e)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(LoadError { errors });
+        }
+        Self::from_directives(&directives, source)
+    }
+
+    fn from_directives(
+        directives: &[seclang::Located<seclang::Directive>],
+        source: &dyn FileSource,
+    ) -> Result<Ruleset, LoadError> {
+        let compiled = compile::compile(directives, source).map_err(|errors| LoadError { errors })?;
+        Ok(Ruleset { inner: Arc::new(RulesetInner { compiled }) })
+    }
+
     /// Loads a ruleset PATH: a file, or a flat directory (`modsecdefault.conf`,
     /// `crs-setup.conf`, then the other `*.conf` sorted by name).
     pub fn load(path: &Path) -> Result<Ruleset, LoadError> {
-        let _ = path;
-        todo!()
+        let source = FsSource;
+        let name = path.to_string_lossy();
+        let files = seclang::ruleset_files(&source, &name).map_err(|e| LoadError {
+            errors: vec![CompileError { span: None, message: format!("cannot read ruleset {name}: {e}") }],
+        })?;
+        if files.is_empty() {
+            return Err(LoadError {
+                errors: vec![CompileError { span: None, message: format!("no *.conf files in {name}") }],
+            });
+        }
+        Self::build(&source, &files)
     }
 
     /// Loads several files from the filesystem, in the given order, as one ruleset.
     pub fn load_paths(paths: &[&Path]) -> Result<Ruleset, LoadError> {
-        let _ = paths;
-        todo!()
+        let files: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        Self::build(&FsSource, &files)
     }
 
     /// Loads a flat in-memory ruleset (a ConfigMap's keys and values), in the
     /// same order as [`load`](Self::load) uses for directories.
-    pub fn load_files(
-        files: std::collections::BTreeMap<String, Vec<u8>>,
-    ) -> Result<Ruleset, LoadError> {
-        let _ = files;
-        todo!()
+    pub fn load_files(files: BTreeMap<String, Vec<u8>>) -> Result<Ruleset, LoadError> {
+        let source = MemorySource { files };
+        let order = seclang::ruleset_files(&source, "").map_err(|e| LoadError {
+            errors: vec![CompileError { span: None, message: format!("cannot list ruleset files: {e}") }],
+        })?;
+        if order.is_empty() {
+            return Err(LoadError {
+                errors: vec![CompileError { span: None, message: "ruleset has no *.conf files".into() }],
+            });
+        }
+        Self::build(&source, &order)
     }
 
     /// Compiles SecLang text (no `Include`, data files unavailable).
     pub fn from_text(text: &str) -> Result<Ruleset, LoadError> {
-        let _ = text;
-        todo!()
+        let directives = seclang::parse_str(text, "<inline>").map_err(|e| LoadError { errors: parse_errors(e) })?;
+        Self::from_directives(&directives, &MemorySource::default())
     }
 
     /// The configured `SecRuleEngine` mode.
     pub fn engine_mode(&self) -> EngineMode {
-        todo!()
+        self.inner.compiled.config.engine
     }
 
     /// Number of rules (chains count once).
     pub fn rule_count(&self) -> usize {
-        todo!()
+        self.inner.compiled.rule_count
+    }
+
+    /// The effective engine configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.compiled.config
     }
 
     /// Starts a transaction for one request.
     pub fn transaction(&self) -> Transaction {
-        let _ = &self.inner;
-        todo!()
+        Transaction::new(Arc::clone(&self.inner))
     }
 }
 
@@ -182,105 +248,3 @@ pub struct MatchedRule {
     pub matched_var: Vec<u8>,
 }
 
-/// State of one request passing through the rules.
-pub struct Transaction {
-    _private: (),
-}
-
-impl fmt::Debug for Transaction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Transaction").finish_non_exhaustive()
-    }
-}
-
-#[allow(clippy::todo)]
-impl Transaction {
-    /// Overrides the ruleset's engine mode for this request (per-service mode).
-    pub fn set_engine_mode(&mut self, mode: EngineMode) {
-        let _ = mode;
-        todo!()
-    }
-    /// Sets UNIQUE_ID (e.g. Envoy's x-request-id).
-    pub fn set_unique_id(&mut self, id: &str) {
-        let _ = id;
-        todo!()
-    }
-    /// Connection facts: REMOTE_ADDR/PORT, SERVER_ADDR/PORT.
-    pub fn process_connection(
-        &mut self,
-        client_ip: &str,
-        client_port: u16,
-        server_ip: &str,
-        server_port: u16,
-    ) {
-        let _ = (client_ip, client_port, server_ip, server_port);
-        todo!()
-    }
-    /// The request line: method, URI as sent (path and query), protocol (`HTTP/1.1`).
-    pub fn process_uri(&mut self, uri: &str, method: &str, protocol: &str) {
-        let _ = (uri, method, protocol);
-        todo!()
-    }
-    /// One request header (repeatable).
-    pub fn add_request_header(&mut self, name: &[u8], value: &[u8]) {
-        let _ = (name, value);
-        todo!()
-    }
-    /// Runs phase 1.
-    pub fn process_request_headers(&mut self) -> Option<Intervention> {
-        todo!()
-    }
-    /// Buffers request body bytes; may intervene when over the body limit with `Reject`.
-    pub fn append_request_body(&mut self, data: &[u8]) -> Option<Intervention> {
-        let _ = data;
-        todo!()
-    }
-    /// Runs the body processor and phase 2.
-    pub fn process_request_body(&mut self) -> Option<Intervention> {
-        todo!()
-    }
-    /// One response header (repeatable).
-    pub fn add_response_header(&mut self, name: &[u8], value: &[u8]) {
-        let _ = (name, value);
-        todo!()
-    }
-    /// Runs phase 3 with the response status and protocol.
-    pub fn process_response_headers(
-        &mut self,
-        status: u16,
-        protocol: &str,
-    ) -> Option<Intervention> {
-        let _ = (status, protocol);
-        todo!()
-    }
-    /// Buffers response body bytes.
-    pub fn append_response_body(&mut self, data: &[u8]) -> Option<Intervention> {
-        let _ = data;
-        todo!()
-    }
-    /// Runs phase 4.
-    pub fn process_response_body(&mut self) -> Option<Intervention> {
-        todo!()
-    }
-    /// Runs phase 5.
-    pub fn process_logging(&mut self) {
-        todo!()
-    }
-    /// The intervention, once one happened.
-    pub fn intervention(&self) -> Option<&Intervention> {
-        todo!()
-    }
-    /// Rules that matched so far, in order.
-    pub fn matched_rules(&self) -> &[MatchedRule] {
-        todo!()
-    }
-    /// The inbound anomaly score (`TX:blocking_inbound_anomaly_score`, else `TX:anomaly_score`).
-    pub fn anomaly_score(&self) -> i64 {
-        todo!()
-    }
-    /// A TX variable, if set.
-    pub fn tx_var(&self, name: &str) -> Option<Vec<u8>> {
-        let _ = name;
-        todo!()
-    }
-}

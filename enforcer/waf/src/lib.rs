@@ -20,12 +20,14 @@
 //! assert_eq!(verdict.map(|i| i.status), Some(403));
 //! ```
 
+pub mod actions;
 pub mod body;
 pub mod engine;
 pub mod macros;
 pub mod operators;
 pub mod seclang;
 pub mod transformations;
+pub mod variables;
 
 pub use engine::{
     CompileError, DisruptiveAction, EngineMode, Intervention, LoadError, MatchedRule, Ruleset,

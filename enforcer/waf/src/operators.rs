@@ -1,11 +1,74 @@
 //! Operators (`@rx`, `@pm`, `@detectSQLi`, ...): compiled once when the ruleset
 //! is built, evaluated per (transformed) value.
+//!
+//! Every operator lives in its own file under `operators/`, named after its
+//! SecLang keyword in snake_case, and documents its SecLang form plus any
+//! place where ModSecurity v3 (the reference) and Coraza behave differently.
+//! [`build`] maps a keyword (case-insensitively) to its constructor.
+//!
+//! Arguments may contain macros (`@within %{tx.allowed_methods}`); operators
+//! precompute what they can (numbers, automata, regexes) when the argument is
+//! a literal and otherwise expand it per evaluation through
+//! [`OperatorContext::expand`].
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::macros::MacroText;
+
+mod argument;
+mod begins_with;
+mod contains;
+mod contains_word;
+mod detect_sqli;
+mod detect_xss;
+mod ends_with;
+mod eq;
+mod ge;
+mod gt;
+mod ip_match;
+mod ip_match_from_file;
+mod le;
+mod lt;
+mod no_match;
+mod numeric;
+mod pm;
+mod pm_from_file;
+mod rx;
+mod streq;
+mod strmatch;
+mod unconditional_match;
+mod validate_byte_range;
+mod validate_url_encoding;
+mod validate_utf8_encoding;
+mod within;
+
+pub use begins_with::BeginsWith;
+pub use contains::Contains;
+pub use contains_word::ContainsWord;
+pub use detect_sqli::{detect_sqli, DetectSqli, SqliFingerprint};
+pub use detect_xss::DetectXss;
+pub use ends_with::EndsWith;
+pub use eq::Eq;
+pub use ge::Ge;
+pub use gt::Gt;
+pub use ip_match::IpMatch;
+pub use ip_match_from_file::IpMatchFromFile;
+pub use le::Le;
+pub use lt::Lt;
+pub use no_match::NoMatch;
+pub use pm::Pm;
+pub use pm_from_file::PmFromFile;
+pub use rx::{rewrite_pcre, CompiledRegex, Rx, REGEX_SIZE_LIMIT};
+pub use streq::StrEq;
+pub use strmatch::StrMatch;
+pub use unconditional_match::UnconditionalMatch;
+pub use validate_byte_range::ValidateByteRange;
+pub use validate_url_encoding::ValidateUrlEncoding;
+pub use validate_utf8_encoding::ValidateUtf8Encoding;
+pub use within::Within;
 
 /// A compiled operator.
 pub trait Operator: Send + Sync + fmt::Debug {
@@ -28,6 +91,26 @@ pub struct RequiredLiterals {
     pub literals: Vec<Vec<u8>>,
     /// Compare ASCII case-insensitively.
     pub case_insensitive: bool,
+}
+
+impl RequiredLiterals {
+    /// Whether `input` contains at least one of the literals (the check the
+    /// engine's prefilter performs, here as a slow reference implementation
+    /// for tests and debugging).
+    pub fn is_satisfied_by(&self, input: &[u8]) -> bool {
+        self.literals.iter().any(|lit| {
+            if lit.is_empty() {
+                return true;
+            }
+            if self.case_insensitive {
+                input
+                    .windows(lit.len())
+                    .any(|w| w.eq_ignore_ascii_case(lit))
+            } else {
+                memchr::memmem::find(input, lit).is_some()
+            }
+        })
+    }
 }
 
 /// What an operator may ask of the transaction while evaluating.
@@ -61,9 +144,61 @@ impl fmt::Debug for OperatorEnv<'_> {
 
 /// Memoised compiled regexes (pattern -> regex), so rules that share a pattern
 /// share one automaton.
-#[derive(Debug, Default)]
+///
+/// Patterns are compiled the way `@rx` needs them (see [`Rx`]): PCRE-isms
+/// rewritten, `(?sm)` prepended, Unicode off, size limits set. The memo sits
+/// behind a mutex so it can be shared through a `&` reference and the whole
+/// ruleset stays `Send + Sync`; it is only touched at build time (and by
+/// `@rx` arguments that contain macros).
+#[derive(Default)]
 pub struct RegexCache {
-    _private: (),
+    compiled: Mutex<HashMap<String, Arc<CompiledRegex>>>,
+}
+
+impl fmt::Debug for RegexCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegexCache")
+            .field("patterns", &self.len())
+            .finish()
+    }
+}
+
+impl RegexCache {
+    /// An empty cache.
+    pub fn new() -> RegexCache {
+        RegexCache::default()
+    }
+
+    /// The compiled form of `pattern` (as written after `@rx`), compiling and
+    /// memoising it on first use.
+    pub fn get_or_compile(&self, pattern: &str) -> Result<Arc<CompiledRegex>, OperatorError> {
+        if let Some(found) = self.lock().get(pattern) {
+            return Ok(Arc::clone(found));
+        }
+        // Compile outside the lock: big patterns take a while and a poisoned
+        // or contended lock must not hold up other rules.
+        let compiled = Arc::new(CompiledRegex::compile(pattern)?);
+        let mut map = self.lock();
+        let entry = map
+            .entry(pattern.to_owned())
+            .or_insert_with(|| Arc::clone(&compiled));
+        Ok(Arc::clone(entry))
+    }
+
+    /// Number of distinct patterns compiled so far.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether nothing has been compiled yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<CompiledRegex>>> {
+        // The map is always left consistent, so a poisoned lock is still usable.
+        self.compiled.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Why an operator could not be built.
@@ -93,12 +228,156 @@ pub enum OperatorError {
     },
 }
 
+impl OperatorError {
+    pub(crate) fn invalid(operator: &str, reason: impl Into<String>) -> OperatorError {
+        OperatorError::InvalidArgument {
+            operator: operator.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// SecLang operators ModSecurity v3 knows that Palisade does not implement
+/// (they need external services, databases or file inspection). Building one
+/// fails with [`OperatorError::Unknown`] and a hint in the name.
+const UNSUPPORTED: &[&str] = &[
+    "fuzzyhash",
+    "geolookup",
+    "gsblookup",
+    "inspectfile",
+    "rbl",
+    "rsub",
+    "validatedtd",
+    "validatehash",
+    "validateschema",
+    "verifycc",
+    "verifycpf",
+    "verifyssn",
+    "verifysvnr",
+];
+
 /// Builds operator `name` (without `@`, case-insensitive) with its argument.
+///
+/// Aliases: `pmf` for `pmFromFile`, `ipMatchF` for `ipMatchFromFile`.
 pub fn build(
     name: &str,
     argument: &str,
     env: &OperatorEnv<'_>,
 ) -> Result<Arc<dyn Operator>, OperatorError> {
-    let _ = (name, argument, env);
-    todo!("operators::build")
+    let lower = name.to_ascii_lowercase();
+    let op: Arc<dyn Operator> = match lower.as_str() {
+        "rx" => Arc::new(Rx::new(argument, env.regexes)?),
+        "pm" => Arc::new(Pm::new(argument)?),
+        "pmfromfile" | "pmf" => Arc::new(PmFromFile::new(argument, env)?),
+        "detectsqli" => Arc::new(DetectSqli::new()),
+        "detectxss" => Arc::new(DetectXss::new()),
+        "eq" => Arc::new(Eq::new(argument)),
+        "ge" => Arc::new(Ge::new(argument)),
+        "gt" => Arc::new(Gt::new(argument)),
+        "le" => Arc::new(Le::new(argument)),
+        "lt" => Arc::new(Lt::new(argument)),
+        "streq" => Arc::new(StrEq::new(argument)),
+        "strmatch" => Arc::new(StrMatch::new(argument)),
+        "within" => Arc::new(Within::new(argument)),
+        "contains" => Arc::new(Contains::new(argument)),
+        "containsword" => Arc::new(ContainsWord::new(argument)),
+        "beginswith" => Arc::new(BeginsWith::new(argument)),
+        "endswith" => Arc::new(EndsWith::new(argument)),
+        "ipmatch" => Arc::new(IpMatch::new(argument)?),
+        "ipmatchfromfile" | "ipmatchf" => Arc::new(IpMatchFromFile::new(argument, env)?),
+        "validatebyterange" => Arc::new(ValidateByteRange::new(argument)?),
+        "validateurlencoding" => Arc::new(ValidateUrlEncoding::new()),
+        "validateutf8encoding" => Arc::new(ValidateUtf8Encoding::new()),
+        "unconditionalmatch" => Arc::new(UnconditionalMatch::new()),
+        "nomatch" => Arc::new(NoMatch::new()),
+        other if UNSUPPORTED.contains(&other) => {
+            return Err(OperatorError::Unknown(format!(
+                "{name} (not supported by palisade)"
+            )))
+        }
+        _ => return Err(OperatorError::Unknown(name.to_owned())),
+    };
+    Ok(op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_files(name: &str) -> io::Result<Vec<u8>> {
+        Err(io::Error::new(io::ErrorKind::NotFound, name.to_owned()))
+    }
+
+    #[test]
+    fn names_are_case_insensitive() {
+        let cache = RegexCache::new();
+        let env = OperatorEnv {
+            read_data_file: &no_files,
+            regexes: &cache,
+        };
+        for (name, arg) in [
+            ("rx", "a"),
+            ("RX", "a"),
+            ("validateUtf8Encoding", ""),
+            ("VALIDATEURLENCODING", ""),
+            ("detectSQLi", ""),
+            ("DetectXSS", ""),
+            ("beginsWith", "x"),
+            ("ipMatch", "127.0.0.1"),
+            ("unconditionalMatch", ""),
+            ("noMatch", ""),
+            ("strmatch", "x"),
+            ("containsWord", "x"),
+        ] {
+            assert!(build(name, arg, &env).is_ok(), "@{name} {arg}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_unsupported_names() {
+        let cache = RegexCache::new();
+        let env = OperatorEnv {
+            read_data_file: &no_files,
+            regexes: &cache,
+        };
+        for name in ["nope", "verifyCC", "rbl", ""] {
+            match build(name, "x", &env) {
+                Err(OperatorError::Unknown(n)) => assert!(n.starts_with(name)),
+                other => panic!("@{name}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn regex_cache_memoises() {
+        let cache = RegexCache::new();
+        let a = cache.get_or_compile("a+b").unwrap();
+        let b = cache.get_or_compile("a+b").unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(cache.len(), 1);
+        assert!(cache.get_or_compile("(").is_err());
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn ruleset_parts_are_send_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<RegexCache>();
+        check::<Arc<dyn Operator>>();
+    }
+
+    #[test]
+    fn required_literals_reference_check() {
+        let lits = RequiredLiterals {
+            literals: vec![b"union".to_vec(), b"select".to_vec()],
+            case_insensitive: true,
+        };
+        assert!(lits.is_satisfied_by(b"1 UNION 2"));
+        assert!(!lits.is_satisfied_by(b"1 or 2"));
+        let exact = RequiredLiterals {
+            literals: vec![b"union".to_vec()],
+            case_insensitive: false,
+        };
+        assert!(!exact.is_satisfied_by(b"UNION"));
+    }
 }

@@ -1,0 +1,4 @@
+//! Palisade control plane: watches Kubernetes (or a `policies/` directory),
+//! validates what it reads, and serves xDS to node Envoys and policy to enforcers.
+
+pub mod k8s;

@@ -1,0 +1,194 @@
+//! Command-line and environment configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use crate::events::EventOutput;
+
+/// Where the control plane's policy-sync service listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControlPlaneAddr {
+    /// `http://host:port`.
+    Http(String),
+    /// `unix:PATH` (or `unix://PATH`).
+    Unix(PathBuf),
+}
+
+/// A control-plane address that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Not `http://host:port` or `unix:PATH`.
+    #[error("control plane address `{0}` must be http://HOST:PORT or unix:PATH")]
+    ControlPlane(String),
+    /// A metrics address that is not HOST:PORT or `off`.
+    #[error("metrics address `{0}` must be IP:PORT or off")]
+    MetricsAddr(String),
+    /// Neither a socket nor a TCP listener.
+    #[error("nothing to listen on: give --socket or --listen-tcp")]
+    NoListener,
+}
+
+impl std::str::FromStr for ControlPlaneAddr {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("unix://").or_else(|| s.strip_prefix("unix:")) {
+            if path.is_empty() {
+                return Err(ConfigError::ControlPlane(s.to_string()));
+            }
+            return Ok(ControlPlaneAddr::Unix(PathBuf::from(path)));
+        }
+        match s.strip_prefix("http://") {
+            Some(rest) if !rest.is_empty() => Ok(ControlPlaneAddr::Http(s.to_string())),
+            _ => Err(ConfigError::ControlPlane(s.to_string())),
+        }
+    }
+}
+
+/// What to do with requests the enforcer cannot decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailureMode {
+    /// Let them through.
+    Allow,
+    /// Refuse them (403).
+    Deny,
+}
+
+/// `palisade-enforcer` flags.
+#[derive(Debug, Parser)]
+#[command(name = "palisade-enforcer", version, about = "Palisade's node enforcer: Envoy ext_authz with HTTP policy and the WAF")]
+pub struct Args {
+    /// Unix socket for the ext_authz gRPC service ("" to disable).
+    #[arg(long, env = "PALISADE_SOCKET", default_value = "/var/run/palisade/enforcer.sock")]
+    pub socket: PathBuf,
+    /// Also serve ext_authz on this TCP address.
+    #[arg(long, env = "PALISADE_LISTEN_TCP")]
+    pub listen_tcp: Option<SocketAddr>,
+    /// Address of the /metrics and /ready endpoint ("off" to disable).
+    #[arg(long, env = "PALISADE_METRICS_ADDR", default_value = "0.0.0.0:9094")]
+    pub metrics_addr: String,
+    /// Policy-sync service of the control plane: http://HOST:PORT or unix:PATH.
+    #[arg(long, env = "PALISADE_CONTROL_PLANE")]
+    pub control_plane: Option<ControlPlaneAddr>,
+    /// A local state file (YAML or JSON) to start from, or to run without a control plane.
+    #[arg(long, env = "PALISADE_STATE")]
+    pub state: Option<PathBuf>,
+    /// This node's name, sent to the control plane.
+    #[arg(long, env = "NODE_NAME", default_value = "standalone")]
+    pub node: String,
+    /// Append event lines to this file instead of stdout.
+    #[arg(long, env = "PALISADE_EVENTS_FILE")]
+    pub events_file: Option<PathBuf>,
+    /// Decision while no snapshot exists.
+    #[arg(long, env = "PALISADE_FAILURE_MODE", value_enum, default_value_t = FailureMode::Deny)]
+    pub failure_mode: FailureMode,
+}
+
+/// Validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Unix socket path.
+    pub socket: Option<PathBuf>,
+    /// TCP listener.
+    pub listen_tcp: Option<SocketAddr>,
+    /// Metrics endpoint.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Control plane.
+    pub control_plane: Option<ControlPlaneAddr>,
+    /// Local state file.
+    pub state: Option<PathBuf>,
+    /// Node name.
+    pub node: String,
+    /// Event output.
+    pub events: EventOutput,
+    /// Allow requests while no snapshot exists.
+    pub failure_mode_allow: bool,
+}
+
+impl Config {
+    /// A configuration serving only a Unix socket, with defaults otherwise
+    /// (no metrics endpoint, no control plane, events to stdout, deny without a snapshot).
+    pub fn with_socket(socket: impl Into<PathBuf>) -> Config {
+        Config {
+            socket: Some(socket.into()),
+            listen_tcp: None,
+            metrics_addr: None,
+            control_plane: None,
+            state: None,
+            node: "standalone".to_string(),
+            events: EventOutput::Stdout,
+            failure_mode_allow: false,
+        }
+    }
+}
+
+impl TryFrom<Args> for Config {
+    type Error = ConfigError;
+
+    fn try_from(args: Args) -> Result<Self, Self::Error> {
+        let socket = (!args.socket.as_os_str().is_empty()).then_some(args.socket);
+        if socket.is_none() && args.listen_tcp.is_none() {
+            return Err(ConfigError::NoListener);
+        }
+        let metrics_addr = match args.metrics_addr.as_str() {
+            "" | "off" => None,
+            a => Some(a.parse().map_err(|_| ConfigError::MetricsAddr(a.to_string()))?),
+        };
+        Ok(Config {
+            socket,
+            listen_tcp: args.listen_tcp,
+            metrics_addr,
+            control_plane: args.control_plane,
+            state: args.state,
+            node: args.node,
+            events: match args.events_file {
+                Some(p) => EventOutput::File(p),
+                None => EventOutput::Stdout,
+            },
+            failure_mode_allow: args.failure_mode == FailureMode::Allow,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_control_plane_addresses() {
+        let cases: &[(&str, Option<ControlPlaneAddr>)] = &[
+            ("http://127.0.0.1:9000", Some(ControlPlaneAddr::Http("http://127.0.0.1:9000".into()))),
+            ("unix:/run/cp.sock", Some(ControlPlaneAddr::Unix("/run/cp.sock".into()))),
+            ("unix:///run/cp.sock", Some(ControlPlaneAddr::Unix("/run/cp.sock".into()))),
+            ("unix:", None),
+            ("https://x:1", None),
+            ("x:1", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(text.parse::<ControlPlaneAddr>().ok(), *want, "{text}");
+        }
+    }
+
+    #[test]
+    fn builds_config_from_flags() {
+        let args = Args::parse_from([
+            "palisade-enforcer",
+            "--socket",
+            "/tmp/e.sock",
+            "--metrics-addr",
+            "off",
+            "--failure-mode",
+            "allow",
+            "--control-plane",
+            "unix:/tmp/cp.sock",
+        ]);
+        let config = Config::try_from(args).expect("valid");
+        assert_eq!(config.metrics_addr, None);
+        assert!(config.failure_mode_allow);
+        assert_eq!(config.control_plane, Some(ControlPlaneAddr::Unix("/tmp/cp.sock".into())));
+        let args = Args::parse_from(["palisade-enforcer", "--socket", ""]);
+        assert_eq!(Config::try_from(args).err(), Some(ConfigError::NoListener));
+    }
+}

@@ -1,0 +1,551 @@
+//! The compiler: parsed directives in, an immutable ruleset out.
+//!
+//! Three passes: (1) walk directives in order, applying configuration and
+//! collecting rule drafts with the `SecDefaultAction`s in force where each rule
+//! was written; (2) apply `SecRuleRemove*` and `SecRuleUpdate*` to every rule,
+//! wherever it was defined (ModSecurity v3 keeps these as exceptions that apply
+//! to all rules, not only earlier ones); (3) build operators (regexes memoised
+//! across rules), transformation chains and the per-phase rule lists.
+
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::config::{BodyLimitAction, Config};
+use super::rule::{CompiledOperator, Item, Prefilter, Rule};
+use super::{CompileError, EngineMode};
+use crate::actions::{Actions, Disruptive};
+use crate::operators::{self, OperatorEnv, RegexCache};
+use crate::seclang::{ActionSpec, Directive, FileSource, IdRange, Located, RuleSpec, Span, VariableSpec};
+use crate::transformations::Transformation;
+use crate::variables::{self, TargetSpec};
+
+/// What compiling produced.
+pub(crate) struct Compiled {
+    pub config: Config,
+    pub phases: [Vec<Item>; 5],
+    pub markers: [FxHashMap<Arc<str>, Vec<usize>>; 5],
+    pub rule_count: usize,
+    /// Distinct transformation chains (sizes the per-transaction cache).
+    pub chain_count: u32,
+}
+
+struct Draft {
+    span: Span,
+    rule: Option<RuleSpec>,
+    actions: Vec<ActionSpec>,
+    defaults: Arc<[Option<Actions>; 5]>,
+    extra_targets: Vec<VariableSpec>,
+    chained: Vec<Draft>,
+    /// Cached compile of `actions` (recomputed after updates).
+    compiled: Option<Actions>,
+}
+
+enum Entry {
+    Rule(Draft),
+    Marker(Arc<str>),
+}
+
+enum TargetUpdate {
+    ById(Vec<IdRange>),
+    ByTag(String),
+    ByMsg(String),
+}
+
+#[derive(Default)]
+struct Pass1 {
+    config: Config,
+    defaults: [Option<Actions>; 5],
+    defaults_arc: Option<Arc<[Option<Actions>; 5]>>,
+    entries: Vec<Entry>,
+    /// Index in `entries` of a chain still open, and its depth.
+    open_chain: Option<usize>,
+    remove_ids: Vec<IdRange>,
+    remove_tags: Vec<String>,
+    remove_msgs: Vec<String>,
+    target_updates: Vec<(TargetUpdate, Vec<VariableSpec>, Span)>,
+    action_updates: Vec<(i64, Vec<ActionSpec>, Span)>,
+    errors: Vec<CompileError>,
+    mime_cleared: bool,
+}
+
+fn err(span: &Span, message: impl Into<String>) -> CompileError {
+    CompileError { span: Some(span.clone()), message: message.into() }
+}
+
+fn parse_bool(span: &Span, name: &str, args: &[String]) -> Result<bool, CompileError> {
+    match args.first().map(|s| s.to_ascii_lowercase()) {
+        Some(v) if v == "on" => Ok(true),
+        Some(v) if v == "off" => Ok(false),
+        _ => Err(err(span, format!("{name} takes On or Off, got {args:?}"))),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(span: &Span, name: &str, args: &[String]) -> Result<T, CompileError> {
+    args.first()
+        .and_then(|a| a.trim().parse().ok())
+        .ok_or_else(|| err(span, format!("{name} takes a number, got {args:?}")))
+}
+
+fn parse_limit_action(span: &Span, name: &str, args: &[String]) -> Result<BodyLimitAction, CompileError> {
+    match args.first().map(|s| s.to_ascii_lowercase()).as_deref() {
+        Some("reject") => Ok(BodyLimitAction::Reject),
+        Some("processpartial") => Ok(BodyLimitAction::ProcessPartial),
+        _ => Err(err(span, format!("{name} takes Reject or ProcessPartial, got {args:?}"))),
+    }
+}
+
+/// Directives accepted and documented as having no effect on decisions.
+const ACCEPTED: &[&str] = &[
+    "secauditengine", "secauditlog", "secauditlog2", "secauditlogparts", "secauditlogtype",
+    "secauditlogstoragedir", "secauditlogrelevantstatus", "secauditlogformat",
+    "secauditlogdirmode", "secauditlogfilemode", "secdebuglog", "secdebugloglevel", "sectmpdir",
+    "secdatadir", "secuploaddir", "secuploadkeepfiles", "secuploadfilemode", "secuploadfilelimit",
+    "secpcrematchlimit", "secpcrematchlimitrecursion", "secstatusengine", "secunicodemapfile",
+    "secgeolookupdb", "sectmpsaveuploadedfiles", "secxmlexternalentity", "secserversignature",
+    "secwebappid", "secsensorid", "secconnengine", "secrequestbodyinmemorylimit",
+    "seccollectiontimeout", "sechashengine", "sechashkey", "sechashparam", "sechashmethodrx",
+    "sechashmethodpm", "secruleperftime", "secinterceptonerror",
+];
+
+impl Pass1 {
+    fn defaults_snapshot(&mut self) -> Arc<[Option<Actions>; 5]> {
+        self.defaults_arc.get_or_insert_with(|| Arc::new(self.defaults.clone())).clone()
+    }
+
+    fn directive(&mut self, d: &Located<Directive>) {
+        let span = &d.span;
+        let result = match &d.node {
+            Directive::Rule(spec) => {
+                self.rule(span, Some(spec.clone()), spec.actions.clone());
+                Ok(())
+            }
+            Directive::Action(actions) => {
+                self.rule(span, None, actions.clone());
+                Ok(())
+            }
+            Directive::Marker(name) => {
+                self.close_chain_if_open(span);
+                self.entries.push(Entry::Marker(Arc::from(name.as_str())));
+                Ok(())
+            }
+            Directive::DefaultAction(specs) => self.default_action(span, specs),
+            Directive::RemoveById(ids) => {
+                self.remove_ids.extend(ids.iter().copied());
+                Ok(())
+            }
+            Directive::RemoveByTag(tag) => {
+                self.remove_tags.push(tag.clone());
+                Ok(())
+            }
+            Directive::RemoveByMsg(msg) => {
+                self.remove_msgs.push(msg.clone());
+                Ok(())
+            }
+            Directive::UpdateTargetById { ids, targets, replaced } => {
+                self.target_update(span, TargetUpdate::ById(ids.clone()), targets, replaced)
+            }
+            Directive::UpdateTargetByTag { tag, targets, replaced } => {
+                self.target_update(span, TargetUpdate::ByTag(tag.clone()), targets, replaced)
+            }
+            Directive::UpdateTargetByMsg { msg, targets, replaced } => {
+                self.target_update(span, TargetUpdate::ByMsg(msg.clone()), targets, replaced)
+            }
+            Directive::UpdateActionById { id, actions } => {
+                self.action_updates.push((*id, actions.clone(), span.clone()));
+                Ok(())
+            }
+            Directive::Config { name, args } => self.config_directive(span, name, args),
+        };
+        if let Err(e) = result {
+            self.errors.push(e);
+        }
+    }
+
+    fn target_update(
+        &mut self,
+        span: &Span,
+        which: TargetUpdate,
+        targets: &[VariableSpec],
+        replaced: &Option<Vec<VariableSpec>>,
+    ) -> Result<(), CompileError> {
+        if replaced.is_some() {
+            return Err(err(span, "SecRuleUpdateTarget* with a replaced target is not supported; add an exclusion and a target instead"));
+        }
+        for t in targets {
+            variables::compile(t).map_err(|m| err(span, m))?;
+        }
+        self.target_updates.push((which, targets.to_vec(), span.clone()));
+        Ok(())
+    }
+
+    fn default_action(&mut self, span: &Span, specs: &[ActionSpec]) -> Result<(), CompileError> {
+        let actions = Actions::compile(specs).map_err(|m| err(span, m))?;
+        let phase = actions.phase.unwrap_or(2);
+        if actions.id.is_some() {
+            return Err(err(span, "SecDefaultAction must not carry an id"));
+        }
+        self.defaults[phase as usize - 1] = Some(actions);
+        self.defaults_arc = None;
+        Ok(())
+    }
+
+    fn close_chain_if_open(&mut self, span: &Span) {
+        if self.open_chain.take().is_some() {
+            self.errors.push(err(span, "chain is not followed by a rule (the last rule of a chain must not have `chain`)"));
+        }
+    }
+
+    fn rule(&mut self, span: &Span, rule: Option<RuleSpec>, actions: Vec<ActionSpec>) {
+        let defaults = self.defaults_snapshot();
+        let compiled = match Actions::compile(&actions) {
+            Ok(a) => a,
+            Err(m) => {
+                self.errors.push(err(span, m));
+                // A broken chain link must not leave the chain open either.
+                return;
+            }
+        };
+        let chains = compiled.chain;
+        let draft = Draft {
+            span: span.clone(),
+            rule,
+            actions,
+            defaults,
+            extra_targets: Vec::new(),
+            chained: Vec::new(),
+            compiled: Some(compiled),
+        };
+        if let Some(idx) = self.open_chain {
+            if draft.rule.is_none() {
+                self.errors.push(err(span, "SecAction cannot be part of a chain"));
+                self.open_chain = None;
+                return;
+            }
+            if let Some(Entry::Rule(starter)) = self.entries.get_mut(idx) {
+                if draft.compiled.as_ref().is_some_and(|a| a.id.is_some()) {
+                    self.errors.push(err(span, "a chained rule must not carry an id"));
+                }
+                starter.chained.push(draft);
+            }
+            if !chains {
+                self.open_chain = None;
+            }
+            return;
+        }
+        self.entries.push(Entry::Rule(draft));
+        if chains {
+            self.open_chain = Some(self.entries.len() - 1);
+        }
+    }
+
+    fn config_directive(&mut self, span: &Span, name: &str, args: &[String]) -> Result<(), CompileError> {
+        let lname = name.to_ascii_lowercase();
+        let c = &mut self.config;
+        match lname.as_str() {
+            "secruleengine" => {
+                c.engine = args
+                    .first()
+                    .and_then(|a| EngineMode::parse(a))
+                    .ok_or_else(|| err(span, format!("SecRuleEngine takes On, Off or DetectionOnly, got {args:?}")))?
+            }
+            "secrequestbodyaccess" => c.request_body_access = parse_bool(span, name, args)?,
+            "secresponsebodyaccess" => c.response_body_access = parse_bool(span, name, args)?,
+            "secrequestbodylimit" => c.request_body_limit = parse_num(span, name, args)?,
+            "secrequestbodynofileslimit" => c.request_body_no_files_limit = parse_num(span, name, args)?,
+            "secrequestbodyjsondepthlimit" => c.request_body_json_depth_limit = parse_num(span, name, args)?,
+            "secargumentslimit" => c.arguments_limit = parse_num(span, name, args)?,
+            "secresponsebodylimit" => c.response_body_limit = parse_num(span, name, args)?,
+            "secrequestbodylimitaction" => c.request_body_limit_action = parse_limit_action(span, name, args)?,
+            "secresponsebodylimitaction" => c.response_body_limit_action = parse_limit_action(span, name, args)?,
+            "secresponsebodymimetype" => {
+                if !self.mime_cleared {
+                    c.response_body_mime_types.clear();
+                    self.mime_cleared = true;
+                }
+                for a in args {
+                    for t in a.split_whitespace() {
+                        c.response_body_mime_types.push(t.to_ascii_lowercase());
+                    }
+                }
+            }
+            "secresponsebodymimetypesclear" => {
+                c.response_body_mime_types.clear();
+                self.mime_cleared = true;
+            }
+            "secargumentseparator" => {
+                let a = args.first().map(|s| s.as_bytes()).unwrap_or_default();
+                if a.len() != 1 {
+                    return Err(err(span, format!("SecArgumentSeparator takes one character, got {args:?}")));
+                }
+                c.argument_separator = a[0];
+            }
+            "seccookieformat" => {
+                let v: u8 = parse_num(span, name, args)?;
+                if v > 1 {
+                    return Err(err(span, format!("SecCookieFormat takes 0 or 1, got {v}")));
+                }
+                c.cookie_format = v;
+            }
+            "seccomponentsignature" => c.component_signatures.extend(args.iter().cloned()),
+            other if ACCEPTED.contains(&other) => {}
+            "include" => return Err(err(span, "Include was not resolved by the parser")),
+            _ => return Err(err(span, format!("unknown directive {name}"))),
+        }
+        Ok(())
+    }
+}
+
+fn id_matches(ids: &[IdRange], id: i64) -> bool {
+    ids.iter().any(|r| r.contains(id))
+}
+
+fn msg_text(a: &Actions) -> String {
+    a.msg.as_ref().map(|m| String::from_utf8_lossy(&m.expand_with(|_, _, _| {})).into_owned()).unwrap_or_default()
+}
+
+fn tag_texts(a: &Actions) -> Vec<String> {
+    a.tags.iter().map(|t| String::from_utf8_lossy(&t.expand_with(|_, _, _| {})).into_owned()).collect()
+}
+
+struct Builder<'a> {
+    source: &'a dyn FileSource,
+    regexes: RegexCache,
+    chains: FxHashMap<Vec<&'static str>, u32>,
+    errors: Vec<CompileError>,
+}
+
+impl Builder<'_> {
+    fn chain_id(&mut self, ts: &[Transformation]) -> u32 {
+        let key: Vec<&'static str> = ts.iter().map(|t| t.name).collect();
+        let next = self.chains.len() as u32;
+        *self.chains.entry(key).or_insert(next)
+    }
+
+    fn build(&mut self, d: &Draft, starter: Option<(&Actions, i64, u8)>) -> Option<Rule> {
+        let span = &d.span;
+        let actions = match &d.compiled {
+            Some(a) => a.clone(),
+            None => match Actions::compile(&d.actions) {
+                Ok(a) => a,
+                Err(m) => {
+                    self.errors.push(err(span, m));
+                    return None;
+                }
+            },
+        };
+        let (id, phase) = match starter {
+            Some((_, id, phase)) => (id, phase),
+            None => match actions.id {
+                Some(id) => (id, actions.phase.unwrap_or(2)),
+                None => {
+                    self.errors.push(err(span, "rule has no id action"));
+                    return None;
+                }
+            },
+        };
+        let defaults = d.defaults[phase as usize - 1].as_ref();
+        let mut targets = Vec::new();
+        let mut exclusions = Vec::new();
+        let specs = d.rule.as_ref().map(|r| r.variables.as_slice()).unwrap_or(&[]);
+        for v in specs.iter().chain(d.extra_targets.iter()) {
+            match variables::compile(v) {
+                Ok(TargetSpec::Target(t)) => targets.push(t),
+                Ok(TargetSpec::Exclusion(e)) => exclusions.push(e),
+                Err(m) => self.errors.push(err(span, m)),
+            }
+        }
+        let operator = match &d.rule {
+            None => None,
+            Some(r) => {
+                let source = self.source;
+                let file = span.file.clone();
+                let read = move |name: &str| source.read(&source.resolve(&file, name));
+                let env = OperatorEnv { read_data_file: &read, regexes: &self.regexes };
+                match operators::build(&r.operator.name, &r.operator.argument, &env) {
+                    Ok(op) => {
+                        let prefilter = if r.operator.negated {
+                            None
+                        } else {
+                            op.required_literals().and_then(|l| Prefilter::new(&l))
+                        };
+                        Some(CompiledOperator {
+                            op,
+                            negated: r.operator.negated,
+                            name: r.operator.name.clone(),
+                            argument: r.operator.argument.clone(),
+                            prefilter,
+                        })
+                    }
+                    Err(e) => {
+                        self.errors.push(err(span, e.to_string()));
+                        return None;
+                    }
+                }
+            }
+        };
+        let mut transformations = Vec::new();
+        if !actions.transformations.reset {
+            if let Some(def) = defaults {
+                transformations.extend(def.transformations.list.iter().copied());
+            }
+        }
+        transformations.extend(actions.transformations.list.iter().copied());
+        let chain_id = self.chain_id(&transformations);
+        let (disruptive, status) = match (&actions.disruptive, starter) {
+            (_, Some(_)) => (Disruptive::Pass, None),
+            (Some(Disruptive::Block), None) => match defaults.and_then(|d| d.disruptive.clone()) {
+                Some(Disruptive::Block) | None => (Disruptive::Pass, None),
+                Some(dd) => (dd, actions.status.or(defaults.and_then(|d| d.status))),
+            },
+            (Some(other), None) => (other.clone(), actions.status),
+            (None, None) => (Disruptive::Pass, None),
+        };
+        let log = actions.log.or(defaults.and_then(|d| d.log)).unwrap_or(true);
+        let tag_text = tag_texts(&actions);
+        let msg_text = msg_text(&actions);
+        // Build the chain links, innermost last.
+        let mut chained: Option<Box<Rule>> = None;
+        if starter.is_none() && !d.chained.is_empty() {
+            let mut links = Vec::new();
+            for link in &d.chained {
+                links.push(self.build(link, Some((&actions, id, phase)))?);
+            }
+            for mut link in links.into_iter().rev() {
+                link.chained = chained.take();
+                chained = Some(Box::new(link));
+            }
+        } else if starter.is_none() && actions.chain {
+            self.errors.push(err(span, "rule has `chain` but no chained rule follows"));
+            return None;
+        }
+        Some(Rule {
+            id,
+            phase,
+            span: span.clone(),
+            targets,
+            exclusions,
+            operator,
+            actions,
+            transformations,
+            chain_id,
+            disruptive,
+            status,
+            log,
+            tag_text,
+            msg_text,
+            chained,
+        })
+    }
+}
+
+/// Compiles directives (already parsed, in load order).
+pub(crate) fn compile(
+    directives: &[Located<Directive>],
+    source: &dyn FileSource,
+) -> Result<Compiled, Vec<CompileError>> {
+    let mut p = Pass1::default();
+    for d in directives {
+        p.directive(d);
+    }
+    if p.open_chain.is_some() {
+        if let Some(Entry::Rule(d)) = p.open_chain.and_then(|i| p.entries.get(i)) {
+            let span = d.span.clone();
+            p.errors.push(err(&span, "chain is not followed by a rule"));
+        }
+    }
+
+    // Pass 2: removals and updates, applied to every rule.
+    let mut seen_ids = FxHashSet::default();
+    let mut kept = Vec::with_capacity(p.entries.len());
+    for entry in p.entries {
+        match entry {
+            Entry::Marker(m) => kept.push(Entry::Marker(m)),
+            Entry::Rule(mut d) => {
+                let Some(a) = d.compiled.as_ref() else { continue };
+                let Some(id) = a.id else {
+                    p.errors.push(err(&d.span, "rule has no id action"));
+                    continue;
+                };
+                if !seen_ids.insert(id) {
+                    p.errors.push(err(&d.span, format!("duplicate rule id {id}")));
+                    continue;
+                }
+                let tags = tag_texts(a);
+                let msg = msg_text(a);
+                if id_matches(&p.remove_ids, id)
+                    || tags.iter().any(|t| p.remove_tags.contains(t))
+                    || (!msg.is_empty() && p.remove_msgs.contains(&msg))
+                {
+                    continue;
+                }
+                for (which, targets, _) in &p.target_updates {
+                    let hit = match which {
+                        TargetUpdate::ById(ids) => id_matches(ids, id),
+                        TargetUpdate::ByTag(tag) => tags.contains(tag),
+                        TargetUpdate::ByMsg(m) => &msg == m,
+                    };
+                    if hit {
+                        d.extra_targets.extend(targets.iter().cloned());
+                    }
+                }
+                let mut updated = false;
+                for (uid, specs, _) in &p.action_updates {
+                    if *uid == id {
+                        d.actions.extend(specs.iter().cloned());
+                        updated = true;
+                    }
+                }
+                if updated {
+                    match Actions::compile(&d.actions) {
+                        Ok(mut a) => {
+                            // SecRuleUpdateActionById never changes id, phase or chain.
+                            a.id = Some(id);
+                            a.phase = d.compiled.as_ref().and_then(|c| c.phase);
+                            a.chain = d.compiled.as_ref().is_some_and(|c| c.chain);
+                            d.compiled = Some(a);
+                        }
+                        Err(m) => {
+                            p.errors.push(err(&d.span, format!("after SecRuleUpdateActionById: {m}")));
+                            continue;
+                        }
+                    }
+                }
+                kept.push(Entry::Rule(d));
+            }
+        }
+    }
+    for (id, _, span) in &p.action_updates {
+        if !seen_ids.contains(id) {
+            p.errors.push(err(span, format!("SecRuleUpdateActionById: no rule with id {id}")));
+        }
+    }
+
+    // Pass 3: build.
+    let mut b = Builder { source, regexes: RegexCache::default(), chains: FxHashMap::default(), errors: Vec::new() };
+    let mut phases: [Vec<Item>; 5] = Default::default();
+    let mut markers: [FxHashMap<Arc<str>, Vec<usize>>; 5] = Default::default();
+    let mut rule_count = 0;
+    for entry in &kept {
+        match entry {
+            Entry::Marker(m) => {
+                for (i, phase) in phases.iter_mut().enumerate() {
+                    markers[i].entry(m.clone()).or_default().push(phase.len());
+                    phase.push(Item::Marker(m.clone()));
+                }
+            }
+            Entry::Rule(d) => {
+                if let Some(rule) = b.build(d, None) {
+                    rule_count += 1;
+                    let idx = rule.phase as usize - 1;
+                    phases[idx].push(Item::Rule(Arc::new(rule)));
+                }
+            }
+        }
+    }
+    p.errors.extend(b.errors);
+    if !p.errors.is_empty() {
+        return Err(p.errors);
+    }
+    Ok(Compiled { config: p.config, phases, markers, rule_count, chain_count: b.chains.len() as u32 })
+}

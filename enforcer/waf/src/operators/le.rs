@@ -1,0 +1,62 @@
+//! `@le`: numeric "less than or equal to" comparison of the input against the argument.
+
+use super::numeric::{NumericArg, Parse};
+use super::{Operator, OperatorContext};
+
+/// `@le N`: matches when the input, read as an integer, is less than or equal to `N`.
+///
+/// SecLang: `SecRule TX:x "@le 5"` or with a macro,
+/// `"@le %{tx.threshold}"` (expanded per evaluation).
+///
+/// Numbers are parsed like C `atoll`, as ModSecurity v3 does: leading
+/// whitespace and sign, then digits, the rest ignored (`"12abc"` is 12); no
+/// digits is 0, overflow saturates. Coraza instead parses with `strconv.Atoi`
+/// and treats any non-numeric text as 0 (so `"12abc"` is 0 there).
+#[derive(Debug)]
+pub struct Le {
+    arg: NumericArg,
+}
+
+impl Le {
+    /// Builds the operator; a literal argument is parsed once here.
+    pub fn new(argument: &str) -> Le {
+        Le {
+            arg: NumericArg::parse(argument, Parse::Atoll),
+        }
+    }
+}
+
+impl Operator for Le {
+    fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
+        Parse::Atoll.parse(input) <= self.arg.value(cx, Parse::Atoll)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::argument::test_support::FakeCx;
+    use super::*;
+
+    #[test]
+    fn table() {
+        for (input, argument, want) in CASES {
+            let op = Le::new(argument);
+            let mut cx = FakeCx::default().with_var("tx.n", "5");
+            assert_eq!(
+                op.evaluate(&mut cx, input.as_bytes()),
+                *want,
+                "{input:?} @le {argument:?}"
+            );
+        }
+    }
+
+    const CASES: &[(&str, &str, bool)] = &[
+        ("5", "5", true),
+        ("4", "5", true),
+        ("6", "5", false),
+        ("5", "%{tx.n}", true),
+        ("6", "%{tx.n}", false),
+        ("", "0", true),
+        ("-9", "x", true),
+    ];
+}

@@ -1,0 +1,302 @@
+//! SecLang variables and collections: the closed vocabulary of what a rule can
+//! inspect, and how a rule's variable list selects members.
+//!
+//! Names are looked up in one exhaustive table ([`Variable::from_name`]); an
+//! unknown name is a compile error naming file and line. Collection keys are
+//! matched ASCII case-insensitively, as ModSecurity v3 does for every
+//! collection (its collections hash and compare keys without case).
+
+use std::sync::Arc;
+
+use regex::bytes::Regex;
+
+use crate::seclang::{Selector, VariableSpec};
+
+macro_rules! variables {
+    ($( $variant:ident => $name:literal, $collection:literal; )*) => {
+        /// Every variable and collection Palisade knows.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Variable {
+            $(
+                #[doc = concat!("`", $name, "`")]
+                $variant,
+            )*
+        }
+
+        impl Variable {
+            /// Looks a name up, case-insensitively.
+            pub fn from_name(name: &str) -> Option<Variable> {
+                $(
+                    if name.eq_ignore_ascii_case($name) {
+                        return Some(Variable::$variant);
+                    }
+                )*
+                None
+            }
+
+            /// The SecLang name (uppercase).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( Variable::$variant => $name, )*
+                }
+            }
+
+            /// Whether this is a collection (accepts `:key` selectors).
+            pub fn is_collection(&self) -> bool {
+                match self {
+                    $( Variable::$variant => $collection, )*
+                }
+            }
+        }
+    };
+}
+
+variables! {
+    Args => "ARGS", true;
+    ArgsGet => "ARGS_GET", true;
+    ArgsPost => "ARGS_POST", true;
+    ArgsNames => "ARGS_NAMES", true;
+    ArgsGetNames => "ARGS_GET_NAMES", true;
+    ArgsPostNames => "ARGS_POST_NAMES", true;
+    ArgsCombinedSize => "ARGS_COMBINED_SIZE", false;
+    RequestHeaders => "REQUEST_HEADERS", true;
+    RequestHeadersNames => "REQUEST_HEADERS_NAMES", true;
+    RequestCookies => "REQUEST_COOKIES", true;
+    RequestCookiesNames => "REQUEST_COOKIES_NAMES", true;
+    RequestUri => "REQUEST_URI", false;
+    RequestUriRaw => "REQUEST_URI_RAW", false;
+    RequestLine => "REQUEST_LINE", false;
+    RequestMethod => "REQUEST_METHOD", false;
+    RequestProtocol => "REQUEST_PROTOCOL", false;
+    RequestFilename => "REQUEST_FILENAME", false;
+    RequestBasename => "REQUEST_BASENAME", false;
+    PathInfo => "PATH_INFO", false;
+    QueryString => "QUERY_STRING", false;
+    RequestBody => "REQUEST_BODY", false;
+    RequestBodyLength => "REQUEST_BODY_LENGTH", false;
+    FullRequest => "FULL_REQUEST", false;
+    FullRequestLength => "FULL_REQUEST_LENGTH", false;
+    ReqbodyProcessor => "REQBODY_PROCESSOR", false;
+    ReqbodyError => "REQBODY_ERROR", false;
+    ReqbodyErrorMsg => "REQBODY_ERROR_MSG", false;
+    ReqbodyProcessorError => "REQBODY_PROCESSOR_ERROR", false;
+    ReqbodyProcessorErrorMsg => "REQBODY_PROCESSOR_ERROR_MSG", false;
+    InboundDataError => "INBOUND_DATA_ERROR", false;
+    OutboundDataError => "OUTBOUND_DATA_ERROR", false;
+    UrlencodedError => "URLENCODED_ERROR", false;
+    Files => "FILES", true;
+    FilesNames => "FILES_NAMES", true;
+    FilesSizes => "FILES_SIZES", true;
+    FilesTmpNames => "FILES_TMPNAMES", true;
+    FilesTmpContent => "FILES_TMP_CONTENT", true;
+    FilesCombinedSize => "FILES_COMBINED_SIZE", false;
+    MultipartPartHeaders => "MULTIPART_PART_HEADERS", true;
+    MultipartFilename => "MULTIPART_FILENAME", false;
+    MultipartName => "MULTIPART_NAME", false;
+    MultipartStrictError => "MULTIPART_STRICT_ERROR", false;
+    MultipartUnmatchedBoundary => "MULTIPART_UNMATCHED_BOUNDARY", false;
+    MultipartBoundaryQuoted => "MULTIPART_BOUNDARY_QUOTED", false;
+    MultipartBoundaryWhitespace => "MULTIPART_BOUNDARY_WHITESPACE", false;
+    MultipartDataAfter => "MULTIPART_DATA_AFTER", false;
+    MultipartDataBefore => "MULTIPART_DATA_BEFORE", false;
+    MultipartFileLimitExceeded => "MULTIPART_FILE_LIMIT_EXCEEDED", false;
+    MultipartHeaderFolding => "MULTIPART_HEADER_FOLDING", false;
+    MultipartInvalidHeaderFolding => "MULTIPART_INVALID_HEADER_FOLDING", false;
+    MultipartInvalidPart => "MULTIPART_INVALID_PART", false;
+    MultipartInvalidQuoting => "MULTIPART_INVALID_QUOTING", false;
+    MultipartLfLine => "MULTIPART_LF_LINE", false;
+    MultipartMissingSemicolon => "MULTIPART_MISSING_SEMICOLON", false;
+    MultipartCrlfLfLines => "MULTIPART_CRLF_LF_LINES", false;
+    Xml => "XML", true;
+    Tx => "TX", true;
+    Ip => "IP", true;
+    Session => "SESSION", true;
+    User => "USER", true;
+    Global => "GLOBAL", true;
+    Resource => "RESOURCE", true;
+    Env => "ENV", true;
+    Geo => "GEO", true;
+    Rule => "RULE", true;
+    MatchedVar => "MATCHED_VAR", false;
+    MatchedVarName => "MATCHED_VAR_NAME", false;
+    MatchedVars => "MATCHED_VARS", true;
+    MatchedVarsNames => "MATCHED_VARS_NAMES", true;
+    RemoteAddr => "REMOTE_ADDR", false;
+    RemoteHost => "REMOTE_HOST", false;
+    RemotePort => "REMOTE_PORT", false;
+    RemoteUser => "REMOTE_USER", false;
+    ServerAddr => "SERVER_ADDR", false;
+    ServerName => "SERVER_NAME", false;
+    ServerPort => "SERVER_PORT", false;
+    UniqueId => "UNIQUE_ID", false;
+    AuthType => "AUTH_TYPE", false;
+    ResponseStatus => "RESPONSE_STATUS", false;
+    ResponseProtocol => "RESPONSE_PROTOCOL", false;
+    ResponseHeaders => "RESPONSE_HEADERS", true;
+    ResponseHeadersNames => "RESPONSE_HEADERS_NAMES", true;
+    ResponseBody => "RESPONSE_BODY", false;
+    ResponseContentType => "RESPONSE_CONTENT_TYPE", false;
+    ResponseContentLength => "RESPONSE_CONTENT_LENGTH", false;
+    StatusLine => "STATUS_LINE", false;
+    Duration => "DURATION", false;
+    HighestSeverity => "HIGHEST_SEVERITY", false;
+    Time => "TIME", false;
+    TimeDay => "TIME_DAY", false;
+    TimeEpoch => "TIME_EPOCH", false;
+    TimeHour => "TIME_HOUR", false;
+    TimeMin => "TIME_MIN", false;
+    TimeMon => "TIME_MON", false;
+    TimeSec => "TIME_SEC", false;
+    TimeWday => "TIME_WDAY", false;
+    TimeYear => "TIME_YEAR", false;
+    WebserverErrorLog => "WEBSERVER_ERROR_LOG", false;
+    Userid => "USERID", false;
+    Sessionid => "SESSIONID", false;
+    Webappid => "WEBAPPID", false;
+}
+
+/// A compiled member selector.
+#[derive(Clone, Debug)]
+pub enum KeySelector {
+    /// Every member.
+    All,
+    /// Members whose key equals this (ASCII case-insensitive).
+    Key(Arc<[u8]>),
+    /// Members whose key matches this regex (case-insensitive).
+    Regex(Arc<Regex>),
+}
+
+impl KeySelector {
+    /// Whether `key` is selected.
+    pub fn matches(&self, key: &[u8]) -> bool {
+        match self {
+            KeySelector::All => true,
+            KeySelector::Key(k) => k.eq_ignore_ascii_case(key),
+            KeySelector::Regex(r) => r.is_match(key),
+        }
+    }
+
+    /// The text of the selector as written in a variable name (`ARGS:foo`).
+    pub fn describe(&self) -> Option<String> {
+        match self {
+            KeySelector::All => None,
+            KeySelector::Key(k) => Some(String::from_utf8_lossy(k).into_owned()),
+            KeySelector::Regex(r) => Some(format!("/{}/", r.as_str().trim_start_matches("(?i)"))),
+        }
+    }
+}
+
+/// One compiled target of a rule: a variable, its selector, and whether it counts.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The variable.
+    pub variable: Variable,
+    /// Member selector (`All` for scalars).
+    pub selector: KeySelector,
+    /// `&VAR`: yield the number of selected members instead of their values.
+    pub count: bool,
+    /// Raw XPath for `XML:<xpath>` (the selector is kept literally).
+    pub xpath: Option<String>,
+}
+
+/// An exclusion (`!ARGS:foo`) applied to a rule's targets.
+#[derive(Clone, Debug)]
+pub struct Exclusion {
+    /// The collection the exclusion applies to.
+    pub variable: Variable,
+    /// Which members to drop.
+    pub selector: KeySelector,
+}
+
+impl Exclusion {
+    /// Whether a value of `variable` with `key` is excluded.
+    pub fn excludes(&self, variable: Variable, key: &[u8]) -> bool {
+        self.variable == variable && self.selector.matches(key)
+    }
+}
+
+/// A compiled variable list element.
+#[derive(Clone, Debug)]
+pub enum TargetSpec {
+    /// A target to inspect.
+    Target(Target),
+    /// An exclusion.
+    Exclusion(Exclusion),
+}
+
+/// Builds a case-insensitive selector regex, with size limits.
+pub fn selector_regex(pattern: &str) -> Result<Regex, String> {
+    regex::bytes::RegexBuilder::new(pattern)
+        .case_insensitive(true)
+        .unicode(false)
+        .size_limit(8 << 20)
+        .dfa_size_limit(8 << 20)
+        .build()
+        .map_err(|e| format!("invalid selector regex /{pattern}/: {e}"))
+}
+
+/// Compiles one parsed variable element.
+pub fn compile(spec: &VariableSpec) -> Result<TargetSpec, String> {
+    let variable = Variable::from_name(&spec.name)
+        .ok_or_else(|| format!("unknown variable {}", spec.name))?;
+    let mut xpath = None;
+    let selector = match &spec.selector {
+        None => KeySelector::All,
+        Some(_) if !variable.is_collection() => {
+            return Err(format!("variable {} takes no selector", variable.name()))
+        }
+        Some(Selector::Key(k)) if variable == Variable::Xml => {
+            xpath = Some(k.clone());
+            KeySelector::All
+        }
+        Some(Selector::Regex(r)) if variable == Variable::Xml => {
+            xpath = Some(r.clone());
+            KeySelector::All
+        }
+        Some(Selector::Key(k)) => KeySelector::Key(Arc::from(k.as_bytes())),
+        Some(Selector::Regex(r)) => KeySelector::Regex(Arc::new(selector_regex(r)?)),
+    };
+    if spec.exclude {
+        return Ok(TargetSpec::Exclusion(Exclusion { variable, selector }));
+    }
+    Ok(TargetSpec::Target(Target { variable, selector, count: spec.count, xpath }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, sel: Option<Selector>, exclude: bool, count: bool) -> VariableSpec {
+        VariableSpec { exclude, count, name: name.into(), selector: sel }
+    }
+
+    #[test]
+    fn names_are_case_insensitive_and_closed() {
+        assert_eq!(Variable::from_name("request_headers"), Some(Variable::RequestHeaders));
+        assert_eq!(Variable::from_name("ARGS_GET_NAMES"), Some(Variable::ArgsGetNames));
+        assert_eq!(Variable::from_name("NOPE"), None);
+    }
+
+    #[test]
+    fn compiles_selectors_and_exclusions() {
+        let t = compile(&spec("ARGS", Some(Selector::Key("Foo".into())), false, false)).unwrap();
+        match t {
+            TargetSpec::Target(t) => {
+                assert!(t.selector.matches(b"foo"));
+                assert!(!t.selector.matches(b"foobar"));
+            }
+            _ => panic!("expected target"),
+        }
+        let e = compile(&spec("REQUEST_COOKIES", Some(Selector::Regex("^__utm".into())), true, false))
+            .unwrap();
+        match e {
+            TargetSpec::Exclusion(e) => {
+                assert!(e.excludes(Variable::RequestCookies, b"__UTMZ"));
+                assert!(!e.excludes(Variable::Args, b"__utmz"));
+            }
+            _ => panic!("expected exclusion"),
+        }
+        assert!(compile(&spec("REQUEST_URI", Some(Selector::Key("x".into())), false, false)).is_err());
+        assert!(compile(&spec("BOGUS", None, false, false)).unwrap_err().contains("BOGUS"));
+    }
+}
