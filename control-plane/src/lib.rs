@@ -2,3 +2,7 @@
 //! validates what it reads, and serves xDS to node Envoys and policy to enforcers.
 
 pub mod k8s;
+pub mod model;
+pub mod source;
+pub mod validate;
+mod waf;

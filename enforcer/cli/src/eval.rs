@@ -142,7 +142,7 @@ pub fn evaluate(ruleset: &Ruleset, req: &EvalRequest) -> Result<EvalVerdict, Req
         status: outcome.intervention.as_ref().map_or(200, |i| i.status),
         rule_ids: logged_rule_ids(tx.matched_rules()),
         anomaly_score: tx.anomaly_score(),
-        eval_us: outcome.engine_time.as_secs_f64() * 1e6,
+        eval_us: outcome.engine_time.as_nanos() as f64 / 1000.0,
     })
 }
 

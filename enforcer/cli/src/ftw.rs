@@ -89,6 +89,8 @@ pub struct Summary {
     pub ignored: usize,
     /// Stages run.
     pub stages: usize,
+    /// Stages the server model answered (or broke off) before the WAF.
+    pub stages_stopped_by_server: usize,
     /// Wall time of the cases that ran.
     pub elapsed: Duration,
     /// The failures, in run order.
@@ -227,6 +229,9 @@ pub fn run_suite(
                 let unique_id = format!("{id}-{}", index + 1);
                 let run = run_stage(ruleset, &stage.input, &unique_id, client_port);
                 summary.stages += 1;
+                if !run.reached_waf && run.harness_error.is_none() {
+                    summary.stages_stopped_by_server += 1;
+                }
                 let mut problems: Vec<String> = run.harness_error.iter().cloned().collect();
                 if run.harness_error.is_none() {
                     problems.extend(check(expected, &run.result));
@@ -283,6 +288,13 @@ pub fn run_suite(
         summary.elapsed.as_secs_f64(),
         per_case
     )?;
+    if summary.stages_stopped_by_server > 0 {
+        writeln!(
+            out,
+            "{} stages were answered by the server model without reaching the WAF",
+            summary.stages_stopped_by_server
+        )?;
+    }
     if summary.ignored > 0 {
         writeln!(out, "{} of the skipped cases were ignored by overrides", summary.ignored)?;
     }

@@ -142,8 +142,10 @@ pub const ALL: &[Transformation] = &[
 ];
 
 /// Alternative spellings: (alias, canonical name).
-const ALIASES: &[(&str, &str)] =
-    &[("normalisePath", "normalizePath"), ("normalisePathWin", "normalizePathWin")];
+const ALIASES: &[(&str, &str)] = &[
+    ("normalisePath", "normalizePath"),
+    ("normalisePathWin", "normalizePathWin"),
+];
 
 impl Transformation {
     /// Looks up a transformation by name, case-insensitively
@@ -155,7 +157,9 @@ impl Transformation {
             .iter()
             .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
             .map_or(name, |(_, canonical)| canonical);
-        ALL.iter().find(|t| t.name.eq_ignore_ascii_case(canonical)).copied()
+        ALL.iter()
+            .find(|t| t.name.eq_ignore_ascii_case(canonical))
+            .copied()
     }
 }
 
@@ -208,7 +212,10 @@ mod tests {
             let lower = t.name.to_ascii_lowercase();
             assert_eq!(Transformation::from_name(&upper), Some(*t));
             assert_eq!(Transformation::from_name(&lower), Some(*t));
-            assert_eq!(Transformation::from_name(t.name).map(|t| t.name), Some(t.name));
+            assert_eq!(
+                Transformation::from_name(t.name).map(|t| t.name),
+                Some(t.name)
+            );
         }
         assert_eq!(
             Transformation::from_name("base64decode").map(|t| t.name),

@@ -331,4 +331,10 @@ fn deep_inputs_fail_cleanly() {
     let doc = XmlDocument::parse(xml.as_bytes(), &limits).expect("within the limit");
     assert_eq!(doc.select("/*"), vec![Vec::<u8>::new()]);
     assert_eq!(doc.select("//a").len(), 50_000);
+    // Linear, not quadratic, on deep documents.
+    assert_eq!(doc.select("//*").len(), 50_000);
+    assert_eq!(doc.select("//a//a").len(), 49_999);
+    let with_text = format!("{}x{}", "<a>".repeat(50_000), "</a>".repeat(50_000));
+    let doc = XmlDocument::parse(with_text.as_bytes(), &limits).expect("within the limit");
+    assert!(doc.select("//a").iter().all(|v| v == b"x"));
 }

@@ -754,3 +754,115 @@ fn duplicate_field_names_are_all_kept() {
     let m = mp(CT, &body_of(lines));
     assert_eq!(m.args, pairs(&[("u", "1"), ("u", "2")]));
 }
+
+// Bodies shaped like the ones the CRS regression tests send (written with `data: |`
+// in YAML, so lines end with LF only).
+
+#[test]
+fn lf_only_body_with_part_content_type() {
+    let body = concat!(
+        "------WebKitFormBoundary\n",
+        "Content-Disposition: form-data; name=\"username\"\n",
+        "Content-Type: text/plain; charset=utf-7\n",
+        "\n",
+        "+ADw-script+AD4-\n",
+        "------WebKitFormBoundary\n",
+        "Content-Disposition: form-data; name=\"_charset_\"\n",
+        "\n",
+        "utf-8\n",
+        "------WebKitFormBoundary--\n",
+    );
+    let m = mp(b"multipart/form-data; boundary=----WebKitFormBoundary", body);
+    assert_eq!(m.error, None);
+    assert_eq!(
+        m.args,
+        pairs(&[("username", "+ADw-script+AD4-"), ("_charset_", "utf-8")])
+    );
+    assert_eq!(
+        m.part_headers,
+        pairs(&[
+            ("username", "Content-Disposition: form-data; name=\"username\""),
+            ("username", "Content-Type: text/plain; charset=utf-7"),
+            ("_charset_", "Content-Disposition: form-data; name=\"_charset_\""),
+        ])
+    );
+    assert_eq!(set_flags(&m), ["lf_line", "strict"]);
+}
+
+#[test]
+fn lf_only_file_upload() {
+    let body = concat!(
+        "----------397236876\n",
+        "Content-Disposition: form-data; name=\"fileRap\"; filename=\"file=.txt\"\n",
+        "Content-Type: text/plain\n",
+        "\n",
+        "555-555-0199@example.com\n",
+        "----------397236876--\n",
+    );
+    let m = mp(b"multipart/form-data; boundary=--------397236876", body);
+    assert_eq!(m.error, None);
+    assert!(m.args.is_empty());
+    assert_eq!(
+        m.files,
+        vec![FilePart {
+            name: b"fileRap".to_vec(),
+            filename: b"file=.txt".to_vec(),
+            size: "555-555-0199@example.com".len(),
+        }]
+    );
+}
+
+#[test]
+fn control_character_in_part_header_name() {
+    let body = concat!(
+        "--boundary\r\n",
+        "\x0eContent-Disposition: form-data; name=\"file\"; filename=\"1.php\"\r\n",
+        "Content-Disposition: form-data; name=\"post\"\r\n",
+        "\r\n",
+        "<?php system('id'); ?>\r\n",
+        "--boundary--",
+    );
+    let m = mp(b"multipart/form-data; boundary=boundary", body);
+    assert_eq!(
+        m.error.as_deref(),
+        Some("Multipart parsing error: Multipart: Invalid part header (contains invalid character).")
+    );
+    assert_eq!(m.args, pairs(&[("post", "<?php system('id'); ?>")]));
+    assert!(m.files.is_empty());
+    assert_eq!(
+        m.part_headers,
+        pairs(&[("post", "Content-Disposition: form-data; name=\"post\"")])
+    );
+}
+
+#[test]
+fn strict_error_folds_exactly_modsecurity_flags() {
+    use palisade_waf::body::multipart::MultipartFlags;
+    let folded: &[fn(&mut MultipartFlags)] = &[
+        |f| f.parse_error = true,
+        |f| f.boundary_quoted = true,
+        |f| f.boundary_whitespace = true,
+        |f| f.data_before = true,
+        |f| f.data_after = true,
+        |f| f.header_folding = true,
+        |f| f.lf_line = true,
+        |f| f.missing_semicolon = true,
+        |f| f.invalid_quoting = true,
+        |f| f.invalid_part = true,
+        |f| f.invalid_header_folding = true,
+        |f| f.file_limit_exceeded = true,
+    ];
+    for set in folded {
+        let mut flags = MultipartFlags::default();
+        set(&mut flags);
+        assert!(flags.strict_error(), "{flags:?}");
+    }
+    let not_folded = MultipartFlags {
+        unmatched_boundary: true,
+        unmatched_boundary_value: 1,
+        crlf_lf_lines: true,
+        ..MultipartFlags::default()
+    };
+    assert!(!not_folded.strict_error());
+    assert!(!MultipartFlags::default().strict_error());
+}

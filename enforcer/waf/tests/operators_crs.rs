@@ -140,13 +140,19 @@ fn crs_required_literals_never_reject_a_match() {
         patterns += 1;
         let built: Arc<dyn Operator> =
             operators::build("rx", &op.argument, &env).expect("crs pattern builds");
-        let Some(lits) = built.required_literals() else {
+        let t0 = std::time::Instant::now();
+        let lits_opt = built.required_literals();
+        let t1 = t0.elapsed();
+        if t1.as_millis() > 200 { eprintln!("SLOWLIT {} {:?}", op.location, t1); }
+        let Some(lits) = lits_opt else {
             continue;
         };
         with_literals += 1;
         assert!(!lits.literals.is_empty() && lits.literals.iter().all(|l| !l.is_empty()));
         let compiled = cache.get_or_compile(&op.argument).expect("cached");
+        let t0 = std::time::Instant::now();
         checked_inputs += check_pattern(&op.location, compiled.translated(), compiled.regex(), &lits);
+        if t0.elapsed().as_millis() > 200 { eprintln!("SLOWGEN {} {:?}", op.location, t0.elapsed()); }
     }
     // Most CRS patterns must yield a prefilter, or the engine gains little.
     assert!(

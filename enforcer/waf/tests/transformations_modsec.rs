@@ -74,7 +74,10 @@ fn modsecurity_vectors() {
     let mut failures = Vec::new();
     for case in &cases {
         let Some(t) = Transformation::from_name(&case.name) else {
-            failures.push(format!("line {}: unknown transformation {}", case.line, case.name));
+            failures.push(format!(
+                "line {}: unknown transformation {}",
+                case.line, case.name
+            ));
             continue;
         };
         let got = (t.apply)(&case.input);
@@ -89,7 +92,12 @@ fn modsecurity_vectors() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -97,7 +105,9 @@ fn every_transformation_has_vectors() {
     let cases = cases();
     for t in palisade_waf::transformations::ALL {
         assert!(
-            cases.iter().any(|c| Transformation::from_name(&c.name) == Some(*t)),
+            cases
+                .iter()
+                .any(|c| Transformation::from_name(&c.name) == Some(*t)),
             "no vector for {}",
             t.name
         );

@@ -226,7 +226,7 @@ mod tests {
         let raw = build_request(&input("POST", &[], Some("a=b c&d=<x>&flag&"))).expect("build");
         assert_eq!(
             text(&raw),
-            "POST /p HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nConnection: close\r\nContent-Length: 23\r\n\r\na=b+c&d=%3Cx%3E&flag"
+            "POST /p HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nConnection: close\r\nContent-Length: 20\r\n\r\na=b+c&d=%3Cx%3E&flag"
         );
     }
 

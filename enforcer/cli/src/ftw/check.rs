@@ -9,7 +9,7 @@ use regex::Regex;
 use super::schema::Output;
 
 /// What a stage produced.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StageResult {
     /// The response as text (status line, headers, body), or the HTTP-level
     /// error the client would see.
@@ -18,6 +18,17 @@ pub struct StageResult {
     pub log_lines: Vec<String>,
     /// Rule ids in the log, sorted, each once.
     pub logged_ids: Vec<u64>,
+}
+
+impl Default for StageResult {
+    /// No response at all, and an empty log.
+    fn default() -> Self {
+        StageResult {
+            response: Err("no response".to_string()),
+            log_lines: Vec::new(),
+            logged_ids: Vec::new(),
+        }
+    }
 }
 
 /// Checks `result` against `expected`; returns the problems found (empty

@@ -24,6 +24,8 @@ pub struct StageRun {
     pub summary: String,
     /// A problem of the harness itself (the request could not be built).
     pub harness_error: Option<String>,
+    /// Whether the request reached the WAF (the server model accepted it).
+    pub reached_waf: bool,
 }
 
 /// The address `dest_addr` stands for (`localhost` and names resolve to loopback).
@@ -58,6 +60,7 @@ pub fn run_stage(ruleset: &Ruleset, input: &Input, unique_id: &str, client_port:
                 },
                 summary: format!("server answered {status} before the WAF: {reason}"),
                 harness_error: None,
+                reached_waf: false,
             };
         }
         ServerOutcome::Broken(reason) => {
@@ -65,6 +68,7 @@ pub fn run_stage(ruleset: &Ruleset, input: &Input, unique_id: &str, client_port:
                 result: StageResult { response: Err(reason.clone()), ..StageResult::default() },
                 summary: format!("exchange broken before the WAF: {reason}"),
                 harness_error: None,
+                reached_waf: false,
             }
         }
     };
@@ -118,6 +122,7 @@ pub fn run_stage(ruleset: &Ruleset, input: &Input, unique_id: &str, client_port:
         },
         summary,
         harness_error: None,
+        reached_waf: true,
     }
 }
 

@@ -281,8 +281,7 @@ impl<'a> Lexer<'a> {
                                 }
                             }
                         }
-                    } else if matches!(e, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't')
-                    {
+                    } else if matches!(e, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') {
                         self.pos += 1;
                     } else {
                         return Err(LexFailure::Error(
@@ -687,7 +686,10 @@ mod tests {
                 r#"{"a":[1,2]}"#,
                 &[("json.a.array_0", "1"), ("json.a.array_1", "2")],
             ),
-            (r#"[1,"x"]"#, &[("json.array_0", "1"), ("json.array_1", "x")]),
+            (
+                r#"[1,"x"]"#,
+                &[("json.array_0", "1"), ("json.array_1", "x")],
+            ),
             (r#""top""#, &[("json", "top")]),
             ("12", &[("json", "12")]),
             ("-0.5e+10", &[("json", "-0.5e+10")]),
@@ -711,13 +713,13 @@ mod tests {
             ),
             (r#"{"":1}"#, &[("json.empty-key", "1")]),
             (r#"{"":{"x":1}}"#, &[("json.empty-key.x", "1")]),
-            (r#"[[["deep"]]]"#, &[("json.array_0.array_0.array_0", "deep")]),
+            (
+                r#"[[["deep"]]]"#,
+                &[("json.array_0.array_0.array_0", "deep")],
+            ),
             (r#"[{},{"a":1}]"#, &[("json.array_1.a", "1")]),
             (r#"[[],[5]]"#, &[("json.array_1.array_0", "5")]),
-            (
-                r#"{"a":1,"a":2}"#,
-                &[("json.a", "1"), ("json.a", "2")],
-            ),
+            (r#"{"a":1,"a":2}"#, &[("json.a", "1"), ("json.a", "2")]),
             (
                 r#"{"n":null,"t":true,"f":false,"num":1.50}"#,
                 &[
@@ -777,33 +779,81 @@ mod tests {
             (b"{\"a\":1", "parse error: premature EOF"),
             (b"\"abc", "parse error: premature EOF"),
             (b" ", "parse error: premature EOF"),
-            (b"[1,]", "parse error: unallowed token at this point in JSON text"),
-            (b"{\"a\":1,}", "parse error: invalid object key (must be a string)"),
+            (
+                b"[1,]",
+                "parse error: unallowed token at this point in JSON text",
+            ),
+            (
+                b"{\"a\":1,}",
+                "parse error: invalid object key (must be a string)",
+            ),
             (b"{a:1}", "lexical error: invalid char in json text"),
-            (b"{1:1}", "parse error: invalid object key (must be a string)"),
-            (b"{\"a\" 1}", "parse error: object key and value must be separated"),
-            (b"{\"a\":1 \"b\"}", "parse error: after key and value, inside map"),
-            (b"[1 2]", "parse error: after array element, I expect ',' or ']'"),
+            (
+                b"{1:1}",
+                "parse error: invalid object key (must be a string)",
+            ),
+            (
+                b"{\"a\" 1}",
+                "parse error: object key and value must be separated",
+            ),
+            (
+                b"{\"a\":1 \"b\"}",
+                "parse error: after key and value, inside map",
+            ),
+            (
+                b"[1 2]",
+                "parse error: after array element, I expect ',' or ']'",
+            ),
             (b"{}{}", "parse error: trailing garbage"),
             (b"1 2", "parse error: trailing garbage"),
             (b"01", "parse error: trailing garbage"),
             (b"{} x", "parse error: trailing garbage"),
             (b"'a'", "lexical error: invalid char in json text"),
-            (b"\xef\xbb\xbf{}", "lexical error: invalid char in json text"),
+            (
+                b"\xef\xbb\xbf{}",
+                "lexical error: invalid char in json text",
+            ),
             (b"// c\n{}", "lexical error: probable comment found"),
             (b"tru", "lexical error: invalid string in json text"),
             (b"nul", "lexical error: invalid string in json text"),
-            (b"-", "lexical error: malformed number, a digit is required after the minus"),
-            (b"-a", "lexical error: malformed number, a digit is required after the minus"),
-            (b"1.", "lexical error: malformed number, a digit is required after the decimal"),
-            (b"1e+", "lexical error: malformed number, a digit is required after the exp"),
-            (b"\"a\x01\"", "lexical error: invalid character inside string"),
-            (b"\"\\x\"", "lexical error: inside a string, '\\' occurs before a character"),
-            (b"\"\\u12g4\"", "lexical error: invalid (non-hex) character occurs after"),
+            (
+                b"-",
+                "lexical error: malformed number, a digit is required after the minus",
+            ),
+            (
+                b"-a",
+                "lexical error: malformed number, a digit is required after the minus",
+            ),
+            (
+                b"1.",
+                "lexical error: malformed number, a digit is required after the decimal",
+            ),
+            (
+                b"1e+",
+                "lexical error: malformed number, a digit is required after the exp",
+            ),
+            (
+                b"\"a\x01\"",
+                "lexical error: invalid character inside string",
+            ),
+            (
+                b"\"\\x\"",
+                "lexical error: inside a string, '\\' occurs before a character",
+            ),
+            (
+                b"\"\\u12g4\"",
+                "lexical error: invalid (non-hex) character occurs after",
+            ),
             (b"\"\xff\"", "lexical error: invalid bytes in UTF8 string"),
             (b"\"\xc3(\"", "lexical error: invalid bytes in UTF8 string"),
-            (b"]", "parse error: unallowed token at this point in JSON text"),
-            (b":", "parse error: unallowed token at this point in JSON text"),
+            (
+                b"]",
+                "parse error: unallowed token at this point in JSON text",
+            ),
+            (
+                b":",
+                "parse error: unallowed token at this point in JSON text",
+            ),
         ];
         for (body, expected) in cases {
             let err = parse(body, &BodyLimits::default()).expect_err(&format!("{body:?}"));
@@ -823,7 +873,10 @@ mod tests {
     #[test]
     fn tolerated_trailing_unterminated_string() {
         // yajl only sees an incomplete token after the complete value.
-        assert_eq!(names("{\"a\":1} \"abc"), vec![("json.a".into(), "1".into())]);
+        assert_eq!(
+            names("{\"a\":1} \"abc"),
+            vec![("json.a".into(), "1".into())]
+        );
     }
 
     #[test]
@@ -843,13 +896,25 @@ mod tests {
         assert!(parse(b"[[[1]]]", &limits).is_ok());
         assert!(parse(b"{\"a\":{\"b\":[1]}}", &limits).is_ok());
         let err = parse(b"[[[[1]]]]", &limits).unwrap_err();
-        assert!(err.message.contains("Parsing depth limit exceeded"), "{}", err.message);
+        assert!(
+            err.message.contains("Parsing depth limit exceeded"),
+            "{}",
+            err.message
+        );
         let err = parse(b"{\"a\":{\"b\":{\"c\":{}}}}", &limits).unwrap_err();
-        assert!(err.message.contains("Parsing depth limit exceeded"), "{}", err.message);
+        assert!(
+            err.message.contains("Parsing depth limit exceeded"),
+            "{}",
+            err.message
+        );
         // Far deeper than any stack: still a clean error.
         let deep = "[".repeat(1_000_000);
         let err = parse(deep.as_bytes(), &BodyLimits::default()).unwrap_err();
-        assert!(err.message.contains("Parsing depth limit exceeded"), "{}", err.message);
+        assert!(
+            err.message.contains("Parsing depth limit exceeded"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -862,7 +927,11 @@ mod tests {
         let (args, err) = parse_partial(b"[1,2,3]", &limits);
         assert_eq!(args.len(), 2);
         let err = err.expect("limit error");
-        assert!(err.message.contains("Too many arguments"), "{}", err.message);
+        assert!(
+            err.message.contains("Too many arguments"),
+            "{}",
+            err.message
+        );
 
         let (args, err) = parse_partial(b"{\"a\":\"x\",\"b\":}", &BodyLimits::default());
         assert_eq!(args, vec![(b"json.a".to_vec(), b"x".to_vec())]);
@@ -871,7 +940,14 @@ mod tests {
 
     #[test]
     fn numbers_kept_as_written() {
-        for n in ["0", "-0", "1e5", "1E-5", "123456789012345678901234567890", "0.000"] {
+        for n in [
+            "0",
+            "-0",
+            "1e5",
+            "1E-5",
+            "123456789012345678901234567890",
+            "0.000",
+        ] {
             assert_eq!(names(n), vec![("json".to_string(), n.to_string())]);
         }
     }

@@ -267,13 +267,11 @@ fn parse_boundary(content_type: &[u8], flags: &mut MultipartFlags) -> Result<Vec
     if value.first().is_some_and(|&c| is_c_space(c)) {
         flags.boundary_whitespace = true;
     }
-    let mut boundary = if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"'
-    {
+    let mut boundary = if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
         flags.boundary_quoted = true;
         value[1..value.len() - 1].to_vec()
     } else {
-        if value.first() == Some(&b'"') || (value.len() >= 2 && value[value.len() - 1] == b'"')
-        {
+        if value.first() == Some(&b'"') || (value.len() >= 2 && value[value.len() - 1] == b'"') {
             return Err("Invalid boundary in C-T (quote).".into());
         }
         value.to_vec()
@@ -642,7 +640,9 @@ impl Parser {
         };
         if let Err(rc) = self.parse_content_disposition(&disposition) {
             let value = String::from_utf8_lossy(&disposition);
-            return Err(format!("Invalid Content-Disposition header ({rc}): {value}"));
+            return Err(format!(
+                "Invalid Content-Disposition header ({rc}): {value}"
+            ));
         }
         let Some(part) = self.part.as_mut() else {
             return Ok(());

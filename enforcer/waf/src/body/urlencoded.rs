@@ -106,9 +106,12 @@ mod tests {
             .collect()
     }
 
+    /// Input, expected pairs, expected invalid-encoding flag.
+    type Case = (&'static str, &'static [(&'static str, &'static str)], bool);
+
     #[test]
     fn table() {
-        let cases: &[(&str, &[(&str, &str)], bool)] = &[
+        let cases: &[Case] = &[
             ("", &[], false),
             ("a=1", &[("a", "1")], false),
             ("a=1&b=2", &[("a", "1"), ("b", "2")], false),
@@ -148,7 +151,10 @@ mod tests {
     #[test]
     fn decodes_to_arbitrary_bytes() {
         let got = parse(b"n=%00%ff%0d%0a", b'&');
-        assert_eq!(got.pairs, vec![(b"n".to_vec(), vec![0, 0xff, b'\r', b'\n'])]);
+        assert_eq!(
+            got.pairs,
+            vec![(b"n".to_vec(), vec![0, 0xff, b'\r', b'\n'])]
+        );
         assert!(!got.invalid_encoding);
     }
 }

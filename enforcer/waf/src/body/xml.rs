@@ -69,7 +69,8 @@ enum Kind {
         name: String,
         attributes: Vec<Attribute>,
     },
-    Text(String),
+    /// A text node (CDATA included); its text is in [`XmlDocument::text`].
+    Text,
 }
 
 /// A node in document order; its descendants are the nodes `index + 1 .. end`.
@@ -77,12 +78,17 @@ enum Kind {
 struct Node {
     kind: Kind,
     end: usize,
+    /// Offset in [`XmlDocument::text`] of the text that follows this node's start.
+    text_start: usize,
 }
 
 /// A parsed XML document, ready for XPath lookups.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct XmlDocument {
     nodes: Vec<Node>,
+    /// All text nodes concatenated in document order, so that the content of any
+    /// node is one slice (no quadratic work for `//*` on deep documents).
+    text: String,
 }
 
 impl XmlDocument {
@@ -133,7 +139,9 @@ impl XmlDocument {
         for step in &steps {
             set = self.apply(&set, step);
         }
-        set.iter().map(|item| self.value(*item).into_bytes()).collect()
+        set.iter()
+            .map(|item| self.value(*item).into_bytes())
+            .collect()
     }
 
     fn element_children(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
@@ -151,6 +159,9 @@ impl XmlDocument {
 
     fn apply(&self, set: &[Item], step: &Step) -> Vec<Item> {
         let mut out = Vec::new();
+        // For `//` steps: the end of the last subtree already searched. A node inside
+        // it adds nothing new (its descendants were searched with its ancestor's).
+        let mut covered_end = 0;
         for item in set {
             let Item::Node(index) = *item else {
                 continue;
@@ -158,12 +169,19 @@ impl XmlDocument {
             let Some(node) = self.nodes.get(index) else {
                 continue;
             };
+            if step.descendants {
+                if index < covered_end {
+                    continue;
+                }
+                covered_end = node.end;
+            }
             // The nodes whose children (or attributes) the step looks at.
             let contexts: Vec<usize> = if step.descendants {
                 std::iter::once(index)
-                    .chain((index + 1..node.end).filter(|&i| {
-                        matches!(self.nodes[i].kind, Kind::Element { .. })
-                    }))
+                    .chain(
+                        (index + 1..node.end)
+                            .filter(|&i| matches!(self.nodes[i].kind, Kind::Element { .. })),
+                    )
                     .collect()
             } else {
                 vec![index]
@@ -184,10 +202,13 @@ impl XmlDocument {
                         for child in self.element_children(context) {
                             let keep = match (&self.nodes[child].kind, test) {
                                 (_, Test::AnyNode) => true,
-                                (Kind::Text(_), Test::Text) => true,
-                                (Kind::Element { namespace, name, .. }, Test::Element(n)) => {
-                                    n.matches(namespace, name)
-                                }
+                                (Kind::Text, Test::Text) => true,
+                                (
+                                    Kind::Element {
+                                        namespace, name, ..
+                                    },
+                                    Test::Element(n),
+                                ) => n.matches(namespace, name),
                                 _ => false,
                             };
                             if keep {
@@ -206,27 +227,28 @@ impl XmlDocument {
     /// `xmlNodeGetContent`: the text of a node and all its descendants.
     fn value(&self, item: Item) -> String {
         match item {
-            Item::Attribute(element, i) => match &self.nodes[element].kind {
-                Kind::Element { attributes, .. } => {
-                    attributes.get(i).map(|a| a.value.clone()).unwrap_or_default()
-                }
+            Item::Attribute(element, i) => match self.nodes.get(element).map(|n| &n.kind) {
+                Some(Kind::Element { attributes, .. }) => attributes
+                    .get(i)
+                    .map(|a| a.value.clone())
+                    .unwrap_or_default(),
                 _ => String::new(),
             },
             Item::Node(index) => {
-                let end = self.nodes[index].end;
-                let mut text = String::new();
-                for node in &self.nodes[index..end] {
-                    if let Kind::Text(t) = &node.kind {
-                        text.push_str(t);
-                    }
-                }
-                text
+                let text_at =
+                    |i: usize| self.nodes.get(i).map_or(self.text.len(), |n| n.text_start);
+                let Some(node) = self.nodes.get(index) else {
+                    return String::new();
+                };
+                self.text
+                    .get(node.text_start..text_at(node.end))
+                    .unwrap_or_default()
+                    .to_string()
             }
         }
     }
 }
 
-/// ModSecurity's REQBODY_ERROR_MSG for XML, with the parser's reason appended.
 fn error(detail: impl std::fmt::Display) -> BodyError {
     BodyError {
         message: format!("XML parsing error: XML: Failed parsing document. ({detail})"),
@@ -269,7 +291,11 @@ fn decode(body: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
             .iter()
             .any(|name| memchr::memmem::find(&declaration, name.as_bytes()).is_some());
     if single_byte {
-        return Ok(body.iter().map(|&b| char::from(b)).collect::<String>().into());
+        return Ok(body
+            .iter()
+            .map(|&b| char::from(b))
+            .collect::<String>()
+            .into());
     }
     Err("input is not proper UTF-8".into())
 }
@@ -314,6 +340,7 @@ fn declare_prefix(text: &str, prefix: &str, pos: roxmltree::TextPos) -> Option<S
 /// Copies a roxmltree document into an owned tree, checking the depth limit.
 fn build(doc: &roxmltree::Document<'_>, limits: &BodyLimits) -> Result<XmlDocument, BodyError> {
     let mut nodes: Vec<Node> = Vec::new();
+    let mut text = String::new();
     // (roxmltree node id, our index) of the open elements, root first.
     let mut open: Vec<(roxmltree::NodeId, usize)> = Vec::new();
     for node in doc.root().descendants() {
@@ -339,14 +366,18 @@ fn build(doc: &roxmltree::Document<'_>, limits: &BodyLimits) -> Result<XmlDocume
                     })
                     .collect(),
             },
-            roxmltree::NodeType::Text => Kind::Text(node.text().unwrap_or_default().to_string()),
+            roxmltree::NodeType::Text => Kind::Text,
             roxmltree::NodeType::Comment | roxmltree::NodeType::PI => continue,
         };
         let container = matches!(kind, Kind::Root | Kind::Element { .. });
         nodes.push(Node {
             kind,
             end: index + 1,
+            text_start: text.len(),
         });
+        if let Some(t) = node.text().filter(|_| node.is_text()) {
+            text.push_str(t);
+        }
         if container {
             open.push((node.id(), index));
             // The root does not count as a level.
@@ -361,7 +392,7 @@ fn build(doc: &roxmltree::Document<'_>, limits: &BodyLimits) -> Result<XmlDocume
     while let Some((_, index)) = open.pop() {
         nodes[index].end = nodes.len();
     }
-    Ok(XmlDocument { nodes })
+    Ok(XmlDocument { nodes, text })
 }
 
 /// A selected node: a tree node, or attribute `i` of an element.
@@ -408,9 +439,7 @@ struct Step {
 
 fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
         && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
@@ -584,7 +613,8 @@ mod tests {
         for body in cases {
             let err = XmlDocument::parse(body, &BodyLimits::default()).expect_err("malformed");
             assert!(
-                err.message.starts_with("XML parsing error: XML: Failed parsing document. ("),
+                err.message
+                    .starts_with("XML parsing error: XML: Failed parsing document. ("),
                 "{body:?}: {}",
                 err.message
             );

@@ -259,17 +259,26 @@ impl Transaction {
     }
 
     /// The request line: method, URI as sent (path and query), protocol (`HTTP/1.1`).
+    ///
+    /// As ModSecurity v3.0.15 does: REQUEST_LINE and REQUEST_URI_RAW keep the
+    /// URI exactly as sent; everything else ignores a `#fragment`; the path is
+    /// split from the query at the first raw `?` and then percent-decoded for
+    /// REQUEST_FILENAME/REQUEST_BASENAME; REQUEST_URI is the decoded URI with
+    /// the scheme and authority of an absolute-form URI removed.
     pub fn process_uri(&mut self, uri: &str, method: &str, protocol: &str) {
         let raw = uri.as_bytes();
-        let decoded = uri_decode(raw);
+        let no_fragment = match memchr::memchr(b'#', raw) {
+            Some(p) => &raw[..p],
+            None => raw,
+        };
         self.set_scalar(Variable::RequestMethod, method.as_bytes());
-        self.set_scalar(
-            Variable::RequestLine,
-            format!("{method} {uri} {protocol}").as_bytes(),
-        );
+        self.set_scalar(Variable::RequestLine, format!("{method} {uri} {protocol}").as_bytes());
         self.set_scalar(Variable::RequestProtocol, protocol.as_bytes());
-        if let Some(q) = memchr::memchr(b'?', raw) {
-            let qs = &raw[q + 1..];
+        let (path_raw, query) = match memchr::memchr(b'?', no_fragment) {
+            Some(q) => (&no_fragment[..q], Some(&no_fragment[q + 1..])),
+            None => (no_fragment, None),
+        };
+        if let Some(qs) = query {
             self.set_scalar(Variable::QueryString, qs);
             let sep = self.rs.compiled.config.argument_separator;
             let parsed = body::urlencoded::parse(qs, sep);
@@ -277,25 +286,18 @@ impl Transaction {
                 self.set_scalar(Variable::UrlencodedError, b"1");
             }
             let limit = self.rs.compiled.config.arguments_limit;
-            self.args_get = parsed
-                .pairs
-                .iter()
-                .take(limit)
-                .map(|(k, v)| entry(k, v))
-                .collect();
+            self.args_get =
+                parsed.pairs.iter().take(limit).map(|(k, v)| entry(k, v)).collect();
         }
-        let path_info = match memchr::memchr(b'?', &decoded) {
-            Some(p) => &decoded[..p],
-            None => &decoded[..],
-        };
-        self.set_scalar(Variable::PathInfo, path_info);
-        self.set_scalar(Variable::RequestFilename, path_info);
+        let path_info = uri_decode(path_raw);
+        self.set_scalar(Variable::PathInfo, &path_info);
+        self.set_scalar(Variable::RequestFilename, &path_info);
         if let Some(off) = path_info.iter().rposition(|&b| b == b'/' || b == b'\\') {
             if path_info.len() > off + 1 {
-                let base = path_info[off + 1..].to_vec();
-                self.set_scalar(Variable::RequestBasename, &base);
+                self.set_scalar(Variable::RequestBasename, &path_info[off + 1..]);
             }
         }
+        let decoded = uri_decode(no_fragment);
         // Absolute-form URIs: REQUEST_URI drops scheme and authority.
         let mut parsed_uri: &[u8] = &decoded;
         if !decoded.is_empty() && decoded[0] != b'/' {

@@ -263,6 +263,7 @@ fn excerpt(pattern: &str) -> String {
 /// | `\Z` | `(?:\n?\z)` | the match may include the final `\n` |
 /// | `\e`, `\h`, `\H`, `\v`, `\V`, `\R` | byte classes | `\v` is a class in PCRE, VT in Rust |
 /// | `\0`, `\0nn`, `\o{nnn}` | `\xHH` | octal escapes |
+/// | `\x{HH}` | `\xHH` | a byte in PCRE, a code point in Rust |
 /// | `\Q...\E` | escaped literal | |
 /// | `\b` in a class | `\x08` | backspace |
 /// | `a++`, `a*+`, `a?+`, `a{n}+` | greedy | possessive: may match more than PCRE |
@@ -395,7 +396,7 @@ fn needs_rewrite(pattern: &str) -> bool {
         b'\\' => matches!(
             bytes.get(i + 1),
             Some(b'<' | b'>' | b'Z' | b'e' | b'h' | b'H' | b'v' | b'V' | b'R' | b'0'..=b'9')
-                | Some(b'o' | b'Q' | b'E' | b'b' | b'k' | b'g' | b'G' | b'K' | b'c' | b'N')
+                | Some(b'o' | b'Q' | b'E' | b'b' | b'k' | b'g' | b'G' | b'K' | b'c' | b'N' | b'x')
         ),
         b'[' => true,
         b'{' => true,
@@ -580,6 +581,23 @@ fn rewrite_escape(
             return Ok(i + 3);
         }
         'N' if !in_class && chars.get(i + 2) != Some(&'{') => out.push_str(r"[^\n]"),
+        'x' if chars.get(i + 2) == Some(&'{') => {
+            // PCRE without UTF reads `\x{HH}` as a byte; Rust as a code
+            // point (its UTF-8 encoding). Bytes become `\xHH`; larger code
+            // points (an error in PCRE) keep Rust's meaning.
+            let close = chars[i + 3..].iter().position(|&c| c == '}');
+            let value = close.and_then(|n| {
+                let hex: String = chars[i + 3..i + 3 + n].iter().collect();
+                u32::from_str_radix(&hex, 16).ok().map(|v| (v, n))
+            });
+            match value {
+                Some((v, n)) if v <= 0xFF => {
+                    let _ = write!(out, "\\x{v:02X}");
+                    return Ok(i + 3 + n + 1);
+                }
+                _ => out.push_str("\\x"),
+            }
+        }
         c if !c.is_ascii() => out.push(c),
         _ => {
             out.push('\\');
@@ -713,6 +731,7 @@ mod tests {
             (r"x\Z", r"x(?:\n?\z)"),
             (r"\h[\v]", r"[\t\x20\xA0][\n\x0B\x0C\r\x85]"),
             (r"\cA", r"\x01"),
+            (r"[\x7f-\x{ff}]\x{41}\x{263a}", r"[\x7f-\xFF]\x41\x{263a}"),
             (r"\d\w\s\/", r"\d\w\s\/"),
         ] {
             assert_eq!(rewrite_pcre(pcre).unwrap(), rust, "{pcre}");

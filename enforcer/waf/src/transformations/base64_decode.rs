@@ -189,7 +189,12 @@ mod tests {
             (b"QQ==", b"A"),
         ];
         for (input, want) in cases {
-            assert_eq!(&*base64_decode(input), *want, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                &*base64_decode(input),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
@@ -199,7 +204,10 @@ mod tests {
             (b"", b""),
             (b"VGVzdENhc2U=", b"TestCase"),
             (b"VGVzdENhc2UxMg==", b"TestCase12"),
-            (b"P.HNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==", b"<script>alert(1)</script>"),
+            (
+                b"P.HNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+                b"<script>alert(1)</script>",
+            ),
             (b"VGVzdABDYXNl", b"Test\0Case"),
             (b"VGVzdA", b"Test"),
             (b"VG Vz\tdA\0==", b"Test"),
@@ -214,7 +222,12 @@ mod tests {
             (b"QUJD-_", b"ABC"),
         ];
         for (input, want) in cases {
-            assert_eq!(&*base64_decode_ext(input), *want, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                &*base64_decode_ext(input),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 }

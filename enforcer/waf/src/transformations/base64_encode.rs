@@ -11,7 +11,11 @@ pub fn base64_encode(input: &[u8]) -> Cow<'_, [u8]> {
     if input.is_empty() {
         return Cow::Borrowed(input);
     }
-    Cow::Owned(base64::engine::general_purpose::STANDARD.encode(input).into_bytes())
+    Cow::Owned(
+        base64::engine::general_purpose::STANDARD
+            .encode(input)
+            .into_bytes(),
+    )
 }
 
 #[cfg(test)]

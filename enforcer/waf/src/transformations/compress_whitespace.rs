@@ -57,6 +57,9 @@ mod tests {
 
     #[test]
     fn borrows_when_unchanged() {
-        assert!(matches!(compress_whitespace(b"one two three"), Cow::Borrowed(_)));
+        assert!(matches!(
+            compress_whitespace(b"one two three"),
+            Cow::Borrowed(_)
+        ));
     }
 }

@@ -38,7 +38,11 @@ pub fn css_decode(input: &[u8]) -> Cow<'_, [u8]> {
         if i >= len {
             break;
         }
-        let mut j = input[i..].iter().take(6).take_while(|&&b| is_hex(b)).count();
+        let mut j = input[i..]
+            .iter()
+            .take(6)
+            .take_while(|&&b| is_hex(b))
+            .count();
         if j > 0 {
             let last_two = |d: &[u8]| x2c(d[i + j - 2], d[i + j - 1]);
             let (b, full_check) = match j {

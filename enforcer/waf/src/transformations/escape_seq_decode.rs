@@ -31,8 +31,14 @@ fn escape_at(input: &[u8], i: usize) -> (u8, usize) {
         return (next, 2);
     }
     if (b'0'..=b'7').contains(&next) {
-        let n = input[i + 1..].iter().take(3).take_while(|b| (b'0'..=b'7').contains(*b)).count();
-        let v = input[i + 1..i + 1 + n].iter().fold(0u32, |v, &d| v * 8 + u32::from(d - b'0'));
+        let n = input[i + 1..]
+            .iter()
+            .take(3)
+            .take_while(|b| (b'0'..=b'7').contains(*b))
+            .count();
+        let v = input[i + 1..i + 1 + n]
+            .iter()
+            .fold(0u32, |v, &d| v * 8 + u32::from(d - b'0'));
         return ((v & 0xff) as u8, 1 + n);
     }
     (next, 2)
@@ -78,7 +84,10 @@ mod tests {
         let cases: &[(&[u8], &[u8])] = &[
             (b"", b""),
             (b"TestCase", b"TestCase"),
-            (b"\\a\\b\\f\\n\\r\\t\\v\\?\\'\\\"\\\\", b"\x07\x08\x0c\n\r\t\x0b?'\"\\"),
+            (
+                b"\\a\\b\\f\\n\\r\\t\\v\\?\\'\\\"\\\\",
+                b"\x07\x08\x0c\n\r\t\x0b?'\"\\",
+            ),
             (b"\\0\\12\\123\\1234", b"\0\nSS4"),
             (b"\\8\\9\\666\\xag\\xga\\0123", b"89\xb6xagxga\n3"),
             (b"\\x41\\X42", b"AB"),

@@ -23,13 +23,25 @@ mod tests {
     #[test]
     fn md5_digests() {
         assert_eq!(hex::encode(md5(b"")), "d41d8cd98f00b204e9800998ecf8427e");
-        assert_eq!(hex::encode(md5(b"TestCase")), "c9aba2c3e60126169e80e9a26ba273c1");
-        assert_eq!(hex::encode(md5(b"zimmerle")), "2d536590292d427e4e14829a45bcfe89");
+        assert_eq!(
+            hex::encode(md5(b"TestCase")),
+            "c9aba2c3e60126169e80e9a26ba273c1"
+        );
+        assert_eq!(
+            hex::encode(md5(b"zimmerle")),
+            "2d536590292d427e4e14829a45bcfe89"
+        );
     }
 
     #[test]
     fn sha1_digests() {
-        assert_eq!(hex::encode(sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-        assert_eq!(hex::encode(sha1(b"TestCase")), "a70ce38389e318bd2be18a0111c6dc76bd2cd9ed");
+        assert_eq!(
+            hex::encode(sha1(b"")),
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        );
+        assert_eq!(
+            hex::encode(sha1(b"TestCase")),
+            "a70ce38389e318bd2be18a0111c6dc76bd2cd9ed"
+        );
     }
 }

@@ -79,8 +79,13 @@ fn entity_at(input: &[u8], i: usize) -> Entity {
         return Entity::Verbatim(1);
     }
     let name = &input[j..j + n];
-    const NAMES: &[(&[u8], u8)] =
-        &[(b"quot", b'"'), (b"amp", b'&'), (b"lt", b'<'), (b"gt", b'>'), (b"nbsp", 0xa0)];
+    const NAMES: &[(&[u8], u8)] = &[
+        (b"quot", b'"'),
+        (b"amp", b'&'),
+        (b"lt", b'<'),
+        (b"gt", b'>'),
+        (b"nbsp", 0xa0),
+    ];
     for (entity, b) in NAMES {
         if name.len() >= entity.len() && name[..entity.len()].eq_ignore_ascii_case(entity) {
             return Entity::Decoded(*b, after_semicolon(input, j + n) - i);
@@ -164,7 +169,10 @@ mod tests {
             (b"&#65;&#x41;&#X41", b"AAA"),
             (b"&#x4141;", b"A"),
             (b"&#321;", b"A"),
-            (b"&#00000000000000000000000000000000000000000000000123;", b"{"),
+            (
+                b"&#00000000000000000000000000000000000000000000000123;",
+                b"{",
+            ),
             (b"&#99999999999999999999999;", b"\xff"),
             (b"&#x24;&#123;jndi", b"${jndi"),
             (b"&;&&", b"&;&&"),
@@ -178,6 +186,9 @@ mod tests {
     #[test]
     fn borrows_when_unchanged() {
         assert!(matches!(html_entity_decode(b"a=1&b=2&c"), Cow::Borrowed(_)));
-        assert!(matches!(html_entity_decode(b"no entities"), Cow::Borrowed(_)));
+        assert!(matches!(
+            html_entity_decode(b"no entities"),
+            Cow::Borrowed(_)
+        ));
     }
 }

@@ -29,10 +29,20 @@ fn escape_at(input: &[u8], i: usize) -> (u8, usize) {
         return (x2c(input[i + 2], input[i + 3]), 4);
     }
     if is_octal(next) {
-        let digits = input[i + 1..].iter().take(3).take_while(|&&b| is_octal(b)).count();
+        let digits = input[i + 1..]
+            .iter()
+            .take(3)
+            .take_while(|&&b| is_octal(b))
+            .count();
         // Three digits only while the value fits in a byte (\377).
-        let n = if digits == 3 && next > b'3' { 2 } else { digits };
-        let v = input[i + 1..i + 1 + n].iter().fold(0u32, |v, &d| v * 8 + u32::from(d - b'0'));
+        let n = if digits == 3 && next > b'3' {
+            2
+        } else {
+            digits
+        };
+        let v = input[i + 1..i + 1 + n]
+            .iter()
+            .fold(0u32, |v, &d| v * 8 + u32::from(d - b'0'));
         return ((v & 0xff) as u8, 1 + n);
     }
     let b = match next {

@@ -39,7 +39,10 @@ mod tests {
 
     #[test]
     fn borrows_when_unchanged() {
-        assert!(matches!(lowercase(b"already lower \xc3\x89"), Cow::Borrowed(_)));
+        assert!(matches!(
+            lowercase(b"already lower \xc3\x89"),
+            Cow::Borrowed(_)
+        ));
         assert!(matches!(lowercase(b"Upper"), Cow::Owned(_)));
     }
 }

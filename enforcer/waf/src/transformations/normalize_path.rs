@@ -109,7 +109,8 @@ fn normalize(buf: &mut Vec<u8>, win: bool) {
 }
 
 fn normalize_cow(input: &[u8], win: bool) -> Cow<'_, [u8]> {
-    let may_change = memchr2(b'/', b'.', input).is_some() || (win && memchr(b'\\', input).is_some());
+    let may_change =
+        memchr2(b'/', b'.', input).is_some() || (win && memchr(b'\\', input).is_some());
     if !may_change {
         return Cow::Borrowed(input);
     }
@@ -128,7 +129,9 @@ fn normalize_cow(input: &[u8], win: bool) -> Cow<'_, [u8]> {
 /// - a relative path that backs up past its start keeps the `..`
 ///   (`dir/../../foo` gives `../foo`); an absolute one stops at `/`
 ///   (`/../etc/passwd` gives `/etc/passwd`);
-/// - a trailing slash is kept only when the input had one;
+/// - a trailing slash is kept only when the input had one, and that rule
+///   also removes the root slash when an absolute path backs up to it
+///   (`/a/..` gives the empty string, `/a/../` gives `/`);
 /// - `.` alone gives the empty string.
 ///
 /// Coraza uses Go's `filepath.Clean`, which agrees on ordinary paths but not
@@ -167,7 +170,10 @@ mod tests {
             (b"dir/../../foo", b"../foo"),
             (b"dir/./.././../../foo/bar/..", b"../../foo"),
             (b"/dir/./subdir/../subsubdir/../subsubsubdir/../", b"/dir/"),
-            (b"/./.././../../../../../../../\0/../etc/./passwd", b"/etc/passwd"),
+            (
+                b"/./.././../../../../../../../\0/../etc/./passwd",
+                b"/etc/passwd",
+            ),
             // ModSecurity keeps the root slash, then drops it as a trailing
             // slash the input did not have.
             (b"/..", b""),
@@ -179,7 +185,12 @@ mod tests {
             (b"a\\..\\b", b"a\\..\\b"),
         ];
         for (input, want) in cases {
-            assert_eq!(&*normalize_path(input), *want, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                &*normalize_path(input),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
@@ -188,12 +199,23 @@ mod tests {
         let cases: &[(&[u8], &[u8])] = &[
             (b"\\foo\\bar\\baz", b"/foo/bar/baz"),
             (b".\\..", b".."),
-            (b"dir\\\\.\\\\..\\\\.\\\\..\\\\..\\\\foo\\\\bar\\\\", b"../../foo/bar/"),
-            (b"\\.\\..\\.\\..\\..\\..\\..\\..\\..\\..\\\\0\\..\\etc\\.\\passwd", b"/etc/passwd"),
+            (
+                b"dir\\\\.\\\\..\\\\.\\\\..\\\\..\\\\foo\\\\bar\\\\",
+                b"../../foo/bar/",
+            ),
+            (
+                b"\\.\\..\\.\\..\\..\\..\\..\\..\\..\\..\\\\0\\..\\etc\\.\\passwd",
+                b"/etc/passwd",
+            ),
             (b"a\\", b"a/"),
         ];
         for (input, want) in cases {
-            assert_eq!(&*normalize_path_win(input), *want, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                &*normalize_path_win(input),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 

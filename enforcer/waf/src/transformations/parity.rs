@@ -69,7 +69,10 @@ mod tests {
 
     #[test]
     fn zero() {
-        assert_eq!(&*parity_zero_7bit(b"\xc2\x80\0\xc2\x8f\xc3\xbf"), b"B\0\0B\x0fC?");
+        assert_eq!(
+            &*parity_zero_7bit(b"\xc2\x80\0\xc2\x8f\xc3\xbf"),
+            b"B\0\0B\x0fC?"
+        );
         assert!(matches!(parity_zero_7bit(ALNUM), Cow::Borrowed(_)));
         assert_eq!(&*parity_zero_7bit(b""), b"");
     }

@@ -97,8 +97,14 @@ mod tests {
             (b"Before TestCase */ After", b"Before TestCase */ After"),
             (b"/*Before/* Test\r\nCase ", b" "),
             (b"Before /* Test\nCase ", b"Before  "),
-            (b"Before/* T*/ /* e */ /* s */ /* t */\r\nCase ", b"Before   \r\nCase "),
-            (b"Before /* */ ops */ Test\nCase ", b"Before  ops */ Test\nCase "),
+            (
+                b"Before/* T*/ /* e */ /* s */ /* t */\r\nCase ",
+                b"Before   \r\nCase ",
+            ),
+            (
+                b"Before /* */ ops */ Test\nCase ",
+                b"Before  ops */ Test\nCase ",
+            ),
             (b"Test/*\nCase */ After", b"Test After"),
             (b"select 1 -- comment", b"select 1 "),
             (b"a#b", b"a"),

@@ -64,6 +64,9 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(&*remove_comments_char(input), *want, "{input:?}");
         }
-        assert!(matches!(remove_comments_char(b"a-b*c/d<e!"), Cow::Borrowed(_)));
+        assert!(matches!(
+            remove_comments_char(b"a-b*c/d<e!"),
+            Cow::Borrowed(_)
+        ));
     }
 }

@@ -6,12 +6,18 @@ use std::borrow::Cow;
 use super::is_c_space;
 
 fn strip_left(input: &[u8]) -> &[u8] {
-    let start = input.iter().position(|&b| !is_c_space(b)).unwrap_or(input.len());
+    let start = input
+        .iter()
+        .position(|&b| !is_c_space(b))
+        .unwrap_or(input.len());
     &input[start..]
 }
 
 fn strip_right(input: &[u8]) -> &[u8] {
-    let end = input.iter().rposition(|&b| !is_c_space(b)).map_or(0, |i| i + 1);
+    let end = input
+        .iter()
+        .rposition(|&b| !is_c_space(b))
+        .map_or(0, |i| i + 1);
     &input[..end]
 }
 
@@ -40,11 +46,17 @@ mod tests {
 
     #[test]
     fn table() {
-        // (input, trim, trimLeft, trimRight)
-        let cases: &[(&[u8], &[u8], &[u8], &[u8])] = &[
+        /// (input, trim, trimLeft, trimRight)
+        type Case = (&'static [u8], &'static [u8], &'static [u8], &'static [u8]);
+        let cases: &[Case] = &[
             (b"", b"", b"", b""),
             (b"TestCase", b"TestCase", b"TestCase", b"TestCase"),
-            (b"    TestCase    ", b"TestCase", b"TestCase    ", b"    TestCase"),
+            (
+                b"    TestCase    ",
+                b"TestCase",
+                b"TestCase    ",
+                b"    TestCase",
+            ),
             (
                 b" \t   Test \0 Case \t  \t   \r\n  ",
                 b"Test \0 Case",

@@ -21,7 +21,8 @@ fn valid_escape(input: &[u8], i: usize) -> bool {
 /// `%u` escapes are not decoded (see `urlDecodeUni`). Coraza behaves the
 /// same.
 pub fn url_decode(input: &[u8]) -> Cow<'_, [u8]> {
-    let first = memchr2_iter(b'%', b'+', input).find(|&i| input[i] == b'+' || valid_escape(input, i));
+    let first =
+        memchr2_iter(b'%', b'+', input).find(|&i| input[i] == b'+' || valid_escape(input, i));
     let Some(start) = first else {
         return Cow::Borrowed(input);
     };

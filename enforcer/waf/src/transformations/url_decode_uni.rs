@@ -109,7 +109,10 @@ mod tests {
 
     #[test]
     fn borrows_when_unchanged() {
-        assert!(matches!(url_decode_uni(b"/index.php?a=b"), Cow::Borrowed(_)));
+        assert!(matches!(
+            url_decode_uni(b"/index.php?a=b"),
+            Cow::Borrowed(_)
+        ));
         assert!(matches!(url_decode_uni(b"%u12"), Cow::Borrowed(_)));
     }
 }

@@ -40,7 +40,14 @@ fn cont(input: &[u8], i: usize) -> bool {
 /// `%ufffd`, NUL is kept, overlong forms are rejected).
 pub fn utf8_to_unicode(input: &[u8]) -> Cow<'_, [u8]> {
     let last = input.len().saturating_sub(1);
-    let first = input.iter().enumerate().position(|(i, &b)| b >= 0x80 || (b == 0 && i < last));
+    // Stray continuation bytes and 0xF8-0xFF are copied, and so is a
+    // malformed 0xF5-0xF7 lead; every other lead byte changes the output.
+    let first = input.iter().enumerate().position(|(i, &b)| match b {
+        0 => i < last,
+        0xc0..=0xf4 => true,
+        0xf5..=0xf7 => (1..4).all(|k| cont(input, i + k)),
+        _ => false,
+    });
     let Some(start) = first else {
         return Cow::Borrowed(input);
     };
@@ -57,8 +64,12 @@ pub fn utf8_to_unicode(input: &[u8]) -> Cow<'_, [u8]> {
                 i += 1;
                 continue;
             }
-            0xc0..=0xdf => cont(input, i + 1)
-                .then(|| ((u32::from(c & 0x1f) << 6) | u32::from(input[i + 1] & 0x3f), 2)),
+            0xc0..=0xdf => cont(input, i + 1).then(|| {
+                (
+                    (u32::from(c & 0x1f) << 6) | u32::from(input[i + 1] & 0x3f),
+                    2,
+                )
+            }),
             0xe0..=0xef => (cont(input, i + 1) && cont(input, i + 2)).then(|| {
                 let code = (u32::from(c & 0x0f) << 12)
                     | (u32::from(input[i + 1] & 0x3f) << 6)
@@ -144,5 +155,13 @@ mod tests {
     fn borrows_when_unchanged() {
         assert!(matches!(utf8_to_unicode(b"plain ascii"), Cow::Borrowed(_)));
         assert!(matches!(utf8_to_unicode(b"nul at end\0"), Cow::Borrowed(_)));
+        assert!(matches!(
+            utf8_to_unicode(b"\x80\xbf\xf8\xf5\x80"),
+            Cow::Borrowed(_)
+        ));
+        assert!(matches!(
+            utf8_to_unicode(b"\xf5\x80\x80\x80"),
+            Cow::Owned(_)
+        ));
     }
 }

@@ -1,0 +1,666 @@
+//! Building the [`Model`] from [`Inputs`]: validation, with the last good
+//! version of every refused object kept in force.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use sha1::{Digest, Sha1};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::{
+    Model, PortModel, RulesetModel, ServiceKey, ServiceModel, Settings, WorkloadModel,
+};
+use crate::k8s::{
+    calico::DEFAULT_TIER, ApplicationLayer, FailureMode, Toggle, WafMode, ANNOTATION_CALICO_L7_LOGGING,
+    ANNOTATION_HOSTS, ANNOTATION_RULESET, ANNOTATION_UPSTREAM, ANNOTATION_WAF,
+};
+use crate::source::{Inputs, Origin, Problem, RulesetFiles, Sourced};
+use crate::validate::{self, RulesetCompiler, RulesetVerdict};
+
+/// Label EndpointSlices carry to name their Service.
+const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
+
+/// Builds models, remembering the last good version of each object.
+#[derive(Debug)]
+pub struct ModelBuilder {
+    compiler: Arc<dyn RulesetCompiler>,
+    verdicts: HashMap<String, RulesetVerdict>,
+    last_good_rulesets: HashMap<String, RulesetModel>,
+    last_good_policies: HashMap<String, (String, palisade_alp::PolicySpec)>,
+    last_good_tiers: HashMap<String, palisade_alp::TierSpec>,
+    last_good_settings: Option<(Option<String>, Settings)>,
+    last_good_services: HashMap<ServiceKey, ServiceModel>,
+}
+
+fn problem(origin: &Origin, kind: &str, name: &str, message: impl Into<String>) -> Problem {
+    Problem {
+        origin: origin.clone(),
+        kind: kind.to_string(),
+        name: name.to_string(),
+        message: message.into(),
+    }
+}
+
+fn keep_note(kept: bool) -> &'static str {
+    if kept {
+        "; the last good version stays in force"
+    } else {
+        "; it is not used"
+    }
+}
+
+/// Hex SHA-1 of a ruleset's names and contents.
+pub fn ruleset_hash(files: &BTreeMap<String, Vec<u8>>) -> String {
+    let mut h = Sha1::new();
+    for (name, content) in files {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((content.len() as u64).to_le_bytes());
+        h.update(content);
+    }
+    hex::encode(h.finalize())
+}
+
+impl ModelBuilder {
+    /// A builder validating rulesets with `compiler`.
+    pub fn new(compiler: Arc<dyn RulesetCompiler>) -> ModelBuilder {
+        ModelBuilder {
+            compiler,
+            verdicts: HashMap::new(),
+            last_good_rulesets: HashMap::new(),
+            last_good_policies: HashMap::new(),
+            last_good_tiers: HashMap::new(),
+            last_good_settings: None,
+            last_good_services: HashMap::new(),
+        }
+    }
+
+    /// Builds the model for `inputs`.
+    pub fn build(&mut self, inputs: &Inputs) -> Model {
+        let mut problems = inputs.problems.clone();
+        let rulesets = self.rulesets(&inputs.rulesets, &mut problems);
+        let mut settings = self.settings(&inputs.application_layers, &mut problems);
+        if settings.default_ruleset.is_empty() {
+            settings.default_ruleset = inputs.default_ruleset.clone();
+        }
+        if !rulesets.contains_key(&settings.default_ruleset) {
+            problems.push(problem(
+                &Origin::Builtin { what: "settings".into() },
+                "Ruleset",
+                &settings.default_ruleset,
+                "the default ruleset does not exist; services using it get no WAF rules",
+            ));
+        }
+        let tiers = self.tiers(inputs, &mut problems);
+        let policy_set = match palisade_alp::PolicySet::compile(&tiers) {
+            Ok(set) => set,
+            Err(e) => {
+                problems.push(problem(
+                    &Origin::Builtin { what: "policies".into() },
+                    "PolicySet",
+                    "all",
+                    format!("{e}; policies are not enforced"),
+                ));
+                palisade_alp::PolicySet::new(Vec::new())
+            }
+        };
+
+        let namespaces: HashMap<String, BTreeMap<String, String>> = inputs
+            .namespaces
+            .iter()
+            .filter_map(|ns| {
+                Some((ns.metadata.name.clone()?, ns.metadata.labels.clone().unwrap_or_default()))
+            })
+            .collect();
+        let mut pods_by_ns: HashMap<&str, Vec<&Pod>> = HashMap::new();
+        for pod in &inputs.pods {
+            if let Some(ns) = pod.metadata.namespace.as_deref() {
+                pods_by_ns.entry(ns).or_default().push(pod);
+            }
+        }
+        let workloads = workloads(&inputs.pods, &namespaces);
+
+        let mut services = BTreeMap::new();
+        let mut seen = BTreeSet::new();
+        for svc in &inputs.services {
+            let Some(key) = service_key(&svc.object) else { continue };
+            if !seen.insert(key.clone()) {
+                problems.push(problem(
+                    &svc.origin,
+                    "Service",
+                    &key.to_string(),
+                    "defined more than once; the first definition is used",
+                ));
+                continue;
+            }
+            match self.service(svc, &key, inputs, &settings, &rulesets, &namespaces, &pods_by_ns) {
+                Ok(Some(mut model)) => {
+                    let identity = palisade_alp::Identity::new(
+                        &key.namespace,
+                        &key.name,
+                        &model.service_account,
+                        model.labels.clone(),
+                        model.namespace_labels.clone(),
+                        BTreeMap::new(),
+                    );
+                    model.policies = policy_set
+                        .selecting(&identity)
+                        .into_iter()
+                        .map(|(t, p)| format!("{t}/{p}"))
+                        .collect();
+                    self.last_good_services.insert(key.clone(), model.clone());
+                    services.insert(key, model);
+                }
+                Ok(None) => {
+                    self.last_good_services.remove(&key);
+                }
+                Err(message) => {
+                    let kept = self.last_good_services.get(&key).cloned();
+                    problems.push(problem(
+                        &svc.origin,
+                        "Service",
+                        &key.to_string(),
+                        format!("{message}{}", keep_note(kept.is_some())),
+                    ));
+                    if let Some(model) = kept {
+                        services.insert(key, model);
+                    }
+                }
+            }
+        }
+        self.last_good_services.retain(|k, _| seen.contains(k));
+
+        let mut model = Model {
+            version: String::new(),
+            settings,
+            services,
+            tiers,
+            rulesets,
+            workloads,
+            problems: Vec::new(),
+        };
+        model.version = model_version(&model);
+        problems.sort();
+        problems.dedup();
+        model.problems = problems;
+        model
+    }
+
+    fn settings(
+        &mut self,
+        layers: &[Sourced<ApplicationLayer>],
+        problems: &mut Vec<Problem>,
+    ) -> Settings {
+        let chosen = layers
+            .iter()
+            .find(|l| l.object.metadata.name.as_deref() == Some("default"))
+            .or_else(|| layers.iter().min_by_key(|l| l.object.metadata.name.clone()));
+        let Some(layer) = chosen else {
+            self.last_good_settings = None;
+            return Settings { default_ruleset: String::new(), ..Settings::default() };
+        };
+        let name = layer.object.metadata.name.clone().unwrap_or_default();
+        for other in layers {
+            if !std::ptr::eq(other, layer) {
+                problems.push(problem(
+                    &other.origin,
+                    "ApplicationLayer",
+                    other.object.metadata.name.as_deref().unwrap_or(""),
+                    format!("ignored: only one ApplicationLayer is used (`{name}`)"),
+                ));
+            }
+        }
+        let spec = &layer.object.spec;
+        let defaults = Settings::default();
+        let body = spec.body_limit_bytes.unwrap_or(u64::from(defaults.body_limit_bytes));
+        let logs = spec.log_collection.clone().unwrap_or_default();
+        let interval = logs.log_interval_seconds.unwrap_or(defaults.log_interval_seconds);
+        let mut errors = Vec::new();
+        let body_limit_bytes = match u32::try_from(body) {
+            Ok(b) if b > 0 => b,
+            _ => {
+                errors.push(format!("bodyLimitBytes {body} must be between 1 and {}", u32::MAX));
+                defaults.body_limit_bytes
+            }
+        };
+        if interval == 0 {
+            errors.push("logCollection.logIntervalSeconds must be at least 1".to_string());
+        }
+        if let Some(r) = &spec.default_ruleset {
+            if r.trim().is_empty() {
+                errors.push("defaultRuleset must not be empty".to_string());
+            }
+        }
+        if !errors.is_empty() {
+            let kept = self.last_good_settings.as_ref().filter(|(n, _)| n.as_deref() == Some(&name));
+            problems.push(problem(
+                &layer.origin,
+                "ApplicationLayer",
+                &name,
+                format!("{}{}", errors.join("; "), keep_note(kept.is_some())),
+            ));
+            return kept.map(|(_, s)| s.clone()).unwrap_or(Settings {
+                default_ruleset: String::new(),
+                ..defaults
+            });
+        }
+        let settings = Settings {
+            waf_enabled: spec.web_application_firewall.is_none_or(Toggle::is_enabled),
+            alp_enabled: spec.application_layer_policy.is_none_or(Toggle::is_enabled),
+            default_waf_mode: spec.default_waf_mode.unwrap_or(defaults.default_waf_mode),
+            failure_mode_allow: spec.failure_mode == Some(FailureMode::Allow),
+            body_limit_bytes,
+            collect_logs: logs.collect_logs.is_none_or(Toggle::is_enabled),
+            log_interval_seconds: interval,
+            log_requests_per_interval: logs
+                .log_requests_per_interval
+                .unwrap_or(defaults.log_requests_per_interval),
+            default_ruleset: spec.default_ruleset.clone().unwrap_or_default(),
+        };
+        self.last_good_settings = Some((Some(name), settings.clone()));
+        settings
+    }
+
+    fn rulesets(
+        &mut self,
+        inputs: &[Sourced<RulesetFiles>],
+        problems: &mut Vec<Problem>,
+    ) -> BTreeMap<String, RulesetModel> {
+        let mut out = BTreeMap::new();
+        let mut live_hashes = BTreeSet::new();
+        for r in inputs {
+            let name = &r.object.name;
+            if out.contains_key(name) {
+                problems.push(problem(&r.origin, "Ruleset", name, "defined more than once; the first is used"));
+                continue;
+            }
+            let hash = ruleset_hash(&r.object.files);
+            live_hashes.insert(hash.clone());
+            let verdict = match self.verdicts.get(&hash) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = self.compiler.compile(&r.object.files);
+                    self.verdicts.insert(hash.clone(), v.clone());
+                    v
+                }
+            };
+            let rules = match verdict {
+                RulesetVerdict::Valid { rules } => rules,
+                RulesetVerdict::Unchecked(why) => {
+                    problems.push(problem(&r.origin, "Ruleset", name, format!("not validated: {why}")));
+                    0
+                }
+                RulesetVerdict::Invalid(why) => {
+                    let kept = self.last_good_rulesets.get(name).cloned();
+                    problems.push(problem(
+                        &r.origin,
+                        "Ruleset",
+                        name,
+                        format!("does not compile: {why}{}", keep_note(kept.is_some())),
+                    ));
+                    if let Some(k) = kept {
+                        live_hashes.insert(k.hash.clone());
+                        out.insert(name.clone(), k);
+                    }
+                    continue;
+                }
+            };
+            let model = RulesetModel {
+                name: name.clone(),
+                hash,
+                files: Arc::new(r.object.files.clone()),
+                rules,
+            };
+            self.last_good_rulesets.insert(name.clone(), model.clone());
+            out.insert(name.clone(), model);
+        }
+        self.last_good_rulesets.retain(|n, _| out.contains_key(n));
+        self.verdicts.retain(|h, _| live_hashes.contains(h));
+        out
+    }
+
+    fn tiers(&mut self, inputs: &Inputs, problems: &mut Vec<Problem>) -> Vec<palisade_alp::TierSpec> {
+        let mut tiers: BTreeMap<String, palisade_alp::TierSpec> = BTreeMap::new();
+        for t in &inputs.tiers {
+            let name = t.object.metadata.name.clone().unwrap_or_default();
+            let spec = palisade_alp::TierSpec {
+                name: name.clone(),
+                order: t.object.spec.order,
+                default_action: t.object.spec.default_action.map(|a| a.as_str().to_string()),
+                policies: Vec::new(),
+            };
+            let result = if tiers.contains_key(&name) {
+                Err("defined more than once".to_string())
+            } else {
+                palisade_alp::policy::Tier::compile(&spec).map(|_| ()).map_err(|e| e.to_string())
+            };
+            match result {
+                Ok(()) => {
+                    self.last_good_tiers.insert(name.clone(), spec.clone());
+                    tiers.insert(name, spec);
+                }
+                Err(e) => {
+                    let kept = self.last_good_tiers.get(&name).cloned();
+                    problems.push(problem(&t.origin, "Tier", &name, format!("{e}{}", keep_note(kept.is_some()))));
+                    if let Some(k) = kept {
+                        tiers.entry(name).or_insert(k);
+                    }
+                }
+            }
+        }
+        self.last_good_tiers.retain(|n, _| tiers.contains_key(n));
+        tiers.entry(DEFAULT_TIER.to_string()).or_insert_with(|| palisade_alp::TierSpec {
+            name: DEFAULT_TIER.to_string(),
+            order: None,
+            default_action: None,
+            policies: Vec::new(),
+        });
+
+        let mut names = BTreeSet::new();
+        let mut sorted: Vec<_> = inputs.policies.iter().collect();
+        sorted.sort_by(|a, b| a.object.metadata.name.cmp(&b.object.metadata.name));
+        for p in sorted {
+            let name = p.object.metadata.name.clone().unwrap_or_default();
+            if !names.insert(name.clone()) {
+                problems.push(problem(&p.origin, "GlobalNetworkPolicy", &name, "defined more than once; the first is used"));
+                continue;
+            }
+            let tier = p.object.spec.tier.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| DEFAULT_TIER.to_string());
+            let result = if tiers.contains_key(&tier) {
+                validate::check_policy(&name, &tier, &p.object.spec)
+            } else {
+                Err(validate::PolicyProblem::UnknownTier(tier.clone()))
+            };
+            match result {
+                Ok(spec) => {
+                    self.last_good_policies.insert(name.clone(), (tier.clone(), spec.clone()));
+                    if let Some(t) = tiers.get_mut(&tier) {
+                        t.policies.push(spec);
+                    }
+                }
+                Err(e) => {
+                    let kept = self
+                        .last_good_policies
+                        .get(&name)
+                        .filter(|(t, _)| tiers.contains_key(t))
+                        .cloned();
+                    problems.push(problem(
+                        &p.origin,
+                        "GlobalNetworkPolicy",
+                        &name,
+                        format!("{e}{}", keep_note(kept.is_some())),
+                    ));
+                    if let Some((t, spec)) = kept {
+                        if let Some(t) = tiers.get_mut(&t) {
+                            t.policies.push(spec);
+                        }
+                    }
+                }
+            }
+        }
+        self.last_good_policies.retain(|n, _| names.contains(n));
+        tiers.into_values().collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn service(
+        &self,
+        svc: &Sourced<Service>,
+        key: &ServiceKey,
+        inputs: &Inputs,
+        settings: &Settings,
+        rulesets: &BTreeMap<String, RulesetModel>,
+        namespaces: &HashMap<String, BTreeMap<String, String>>,
+        pods_by_ns: &HashMap<&str, Vec<&Pod>>,
+    ) -> Result<Option<ServiceModel>, String> {
+        let annotations = svc.object.metadata.annotations.clone().unwrap_or_default();
+        let mode = match (annotations.get(ANNOTATION_WAF), annotations.get(ANNOTATION_CALICO_L7_LOGGING)) {
+            (Some(v), _) => WafMode::parse(v).ok_or_else(|| {
+                format!("annotation {ANNOTATION_WAF}: `{v}` is not On, DetectionOnly or Off")
+            })?,
+            (None, Some(v)) if v.trim() == "true" => settings.default_waf_mode,
+            _ => return Ok(None),
+        };
+        let ruleset = match annotations.get(ANNOTATION_RULESET).map(|s| s.trim()) {
+            Some(r) if !r.is_empty() => {
+                if !rulesets.contains_key(r) {
+                    return Err(format!("annotation {ANNOTATION_RULESET}: ruleset `{r}` does not exist"));
+                }
+                r.to_string()
+            }
+            _ => settings.default_ruleset.clone(),
+        };
+        let upstream = match annotations.get(ANNOTATION_UPSTREAM) {
+            Some(list) => Some(parse_upstreams(list)?),
+            None => None,
+        };
+        let hosts: Vec<String> = annotations
+            .get(ANNOTATION_HOSTS)
+            .map(|h| h.split(',').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default();
+        for h in &hosts {
+            if !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:*[]".contains(&b)) {
+                return Err(format!("annotation {ANNOTATION_HOSTS}: `{h}` is not a host name"));
+            }
+        }
+        let spec = svc.object.spec.clone().unwrap_or_default();
+        let selector = spec.selector.clone().unwrap_or_default();
+        let pod = pods_by_ns.get(key.namespace.as_str()).and_then(|pods| {
+            pods.iter()
+                .filter(|p| {
+                    !selector.is_empty()
+                        && selector.iter().all(|(k, v)| {
+                            p.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v)
+                        })
+                })
+                .min_by_key(|p| p.metadata.name.clone())
+        });
+        let mut labels = selector.clone();
+        if let Some(pod) = pod {
+            labels.extend(pod.metadata.labels.clone().unwrap_or_default());
+        }
+        let service_account = pod
+            .and_then(|p| p.spec.as_ref())
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_else(|| "default".to_string());
+
+        let mut ports = Vec::new();
+        for p in spec.ports.iter().flatten() {
+            let port = u16::try_from(p.port).map_err(|_| format!("port {} is out of range", p.port))?;
+            let name = p.name.clone().unwrap_or_default();
+            let endpoints = match &upstream {
+                Some(list) => list.clone(),
+                None => slice_endpoints(inputs, key, &name),
+            };
+            ports.push(PortModel { name, port, endpoints });
+        }
+        if ports.is_empty() {
+            return Err("the Service has no ports".to_string());
+        }
+        Ok(Some(ServiceModel {
+            key: key.clone(),
+            mode,
+            ruleset,
+            labels,
+            namespace_labels: namespaces.get(&key.namespace).cloned().unwrap_or_default(),
+            service_account,
+            cluster_ips: spec
+                .cluster_ips
+                .clone()
+                .or_else(|| spec.cluster_ip.clone().map(|ip| vec![ip]))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|ip| ip != "None" && !ip.is_empty())
+                .collect(),
+            ports,
+            hosts,
+            policies: Vec::new(),
+        }))
+    }
+}
+
+fn service_key(svc: &Service) -> Option<ServiceKey> {
+    Some(ServiceKey {
+        namespace: svc.metadata.namespace.clone().unwrap_or_else(|| "default".to_string()),
+        name: svc.metadata.name.clone()?,
+    })
+}
+
+/// Parses `host:port[,host:port...]` (IP addresses only; IPv6 in brackets).
+pub fn parse_upstreams(list: &str) -> Result<Vec<SocketAddr>, String> {
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let addr = item
+            .parse::<SocketAddr>()
+            .or_else(|_| match item.rsplit_once(':') {
+                Some(("localhost", port)) => format!("127.0.0.1:{port}").parse(),
+                _ => item.parse::<SocketAddr>(),
+            })
+            .map_err(|_| format!("annotation {ANNOTATION_UPSTREAM}: `{item}` is not IP:port"))?;
+        out.push(addr);
+    }
+    if out.is_empty() {
+        return Err(format!("annotation {ANNOTATION_UPSTREAM} lists no endpoint"));
+    }
+    Ok(out)
+}
+
+/// Ready endpoints of the service's slices for the service port named `port_name`.
+fn slice_endpoints(inputs: &Inputs, key: &ServiceKey, port_name: &str) -> Vec<SocketAddr> {
+    let mut out = BTreeSet::new();
+    for slice in &inputs.endpoint_slices {
+        let labels = slice.metadata.labels.as_ref();
+        if slice.metadata.namespace.as_deref() != Some(key.namespace.as_str())
+            || labels.and_then(|l| l.get(LABEL_SERVICE_NAME)) != Some(&key.name)
+        {
+            continue;
+        }
+        let Some(port) = slice
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref().unwrap_or("") == port_name)
+            .and_then(|p| p.port)
+            .and_then(|p| u16::try_from(p).ok())
+        else {
+            continue;
+        };
+        for ep in &slice.endpoints {
+            if ep.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
+                continue;
+            }
+            for a in &ep.addresses {
+                if let Ok(ip) = a.parse::<IpAddr>() {
+                    out.insert(SocketAddr::new(ip, port));
+                }
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+fn workloads(
+    pods: &[Pod],
+    namespaces: &HashMap<String, BTreeMap<String, String>>,
+) -> Vec<WorkloadModel> {
+    let mut out: Vec<WorkloadModel> = pods
+        .iter()
+        .filter_map(|pod| {
+            let status = pod.status.as_ref()?;
+            let mut ips: Vec<String> =
+                status.pod_ips.iter().flatten().map(|ip| ip.ip.clone()).collect();
+            if ips.is_empty() {
+                ips.extend(status.pod_ip.clone());
+            }
+            if ips.is_empty() {
+                return None;
+            }
+            let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+            Some(WorkloadModel {
+                ips,
+                namespace_labels: namespaces.get(&namespace).cloned().unwrap_or_default(),
+                namespace,
+                pod: pod.metadata.name.clone().unwrap_or_default(),
+                service_account: pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.service_account_name.clone())
+                    .unwrap_or_else(|| "default".to_string()),
+                labels: pod.metadata.labels.clone().unwrap_or_default(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.namespace, &a.pod).cmp(&(&b.namespace, &b.pod)));
+    out
+}
+
+/// Content hash of a model (everything but the version and the problems).
+fn model_version(model: &Model) -> String {
+    let json = serde_json::to_vec(model).unwrap_or_default();
+    let mut h = Sha1::new();
+    h.update(&json);
+    hex::encode(h.finalize())[..16].to_string()
+}
+
+/// Runs a [`ModelBuilder`] on every new [`Inputs`] and publishes models.
+#[derive(Debug)]
+pub struct ModelTask {
+    builder: ModelBuilder,
+}
+
+impl ModelTask {
+    /// A task using `builder`.
+    pub fn new(builder: ModelBuilder) -> ModelTask {
+        ModelTask { builder }
+    }
+
+    /// Builds a model for each change of `inputs` (once it is ready) and
+    /// publishes it when its version differs; logs problems as they appear.
+    pub async fn run(
+        self,
+        mut inputs: watch::Receiver<Arc<Inputs>>,
+        out: watch::Sender<Option<Arc<Model>>>,
+    ) {
+        let mut builder = self.builder;
+        let mut reported: BTreeSet<Problem> = BTreeSet::new();
+        loop {
+            let current = inputs.borrow_and_update().clone();
+            if current.ready {
+                let result = tokio::task::spawn_blocking(move || {
+                    let model = builder.build(&current);
+                    (builder, model)
+                })
+                .await;
+                let (b, model) = match result {
+                    Ok(r) => r,
+                    Err(e) => {
+                        warn!(error = %e, "model build failed; the control plane stops serving changes");
+                        return;
+                    }
+                };
+                builder = b;
+                let now: BTreeSet<Problem> = model.problems.iter().cloned().collect();
+                for p in now.difference(&reported) {
+                    warn!(origin = %p.origin, kind = %p.kind, name = %p.name, "{}: {}", p.origin, p.message);
+                }
+                for p in reported.difference(&now) {
+                    info!(origin = %p.origin, kind = %p.kind, name = %p.name, "resolved: {}", p.origin);
+                }
+                reported = now;
+                let changed = out.borrow().as_ref().map(|m| m.version != model.version || m.problems != model.problems).unwrap_or(true);
+                if changed {
+                    info!(version = %model.version, services = model.services.len(), rulesets = model.rulesets.len(), "model updated");
+                    if out.send(Some(Arc::new(model))).is_err() {
+                        return;
+                    }
+                }
+            }
+            if inputs.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""WAF engine benchmark: Palisade vs ModSecurity v3.0.15, same requests, one run.
+
+Builds `palisade` (release), generates the request corpus, assembles the CRS
+(PALISADE_CRS_DIR) as a flat ruleset directory (policies/modsecdefault.conf,
+crs-setup.conf, rules/*.conf and *.data — paranoia level 1, engine On), then
+feeds the same JSON lines to `palisade eval` and to the libmodsecurity
+reference (integration/modsec/modsec_eval.py) and reports per-request median
+and p99 latency of each and the ratio, plus how often the decisions agree.
+Also measures the time to compile the whole CRS and the resident memory of a
+process holding it (`palisade lint`).
+
+Each engine first evaluates a warm-up pass over the corpus which is not
+counted. This is a benchmark, not a test: it prints numbers, asserts nothing.
+
+Usage: integration/bench/waf_bench.py [--count N] [--no-build] [--markdown FILE]
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def crs_dir():
+    return os.environ.get("PALISADE_CRS_DIR") or os.path.join(os.path.dirname(ROOT), "shared", "crs")
+
+
+def flat_ruleset(dest):
+    crs = crs_dir()
+    shutil.copy(os.path.join(ROOT, "policies", "modsecdefault.conf"), os.path.join(dest, "modsecdefault.conf"))
+    os.symlink(os.path.join(crs, "crs-setup.conf.example"), os.path.join(dest, "crs-setup.conf"))
+    rules = os.path.join(crs, "rules")
+    for name in sorted(os.listdir(rules)):
+        if name.endswith(".conf") or name.endswith(".data"):
+            os.symlink(os.path.join(rules, name), os.path.join(dest, name))
+    return dest
+
+
+def pct(values, p):
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = min(len(values) - 1, max(0, int(round(p / 100.0 * (len(values) - 1)))))
+    return values[k]
+
+
+def run(cmd, stdin_bytes):
+    p = subprocess.run(cmd, input=stdin_bytes, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    if p.returncode != 0:
+        sys.stderr.write(p.stderr.decode(errors="replace"))
+        raise SystemExit("command failed: %s" % " ".join(cmd))
+    out = [json.loads(l) for l in p.stdout.decode().splitlines() if l.strip()]
+    return [o for o in out if "error" not in o]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--count", type=int, default=2000)
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--markdown", help="append a results table to this file")
+    args = ap.parse_args()
+
+    python = os.environ.get("PALISADE_PYTHON") or os.path.join(ROOT, ".tools", "venv", "bin", "python")
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "palisade-cli"], cwd=ROOT, check=True)
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+    palisade = os.path.join(target, "release", "palisade")
+
+    corpus = subprocess.run([sys.executable, os.path.join(ROOT, "integration", "corpus", "generate.py"),
+                             "--count", str(args.count)], stdout=subprocess.PIPE, check=True).stdout
+    requests = [json.loads(l) for l in corpus.decode().splitlines()]
+    # Warm-up pass (not counted) followed by the measured pass.
+    stdin = corpus + corpus
+
+    with tempfile.TemporaryDirectory() as d:
+        rs = flat_ruleset(d)
+        t0 = time.perf_counter()
+        subprocess.run([palisade, "lint", "--ruleset", rs], check=True, stdout=subprocess.DEVNULL)
+        lint_s = time.perf_counter() - t0
+        lint_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+
+        pal = run([palisade, "eval", "--ruleset", rs], stdin)[len(requests):]
+        msc = run([python, os.path.join(ROOT, "integration", "modsec", "modsec_eval.py"), "--ruleset", rs], stdin)[len(requests):]
+
+    def stats(rows, pred=lambda r: True):
+        v = [r["eval_us"] for r, q in zip(rows, requests) if pred(q)]
+        return statistics.median(v), pct(v, 99), len(v)
+
+    lines = []
+    lines.append("| requests | engine | median µs | p99 µs | n |")
+    lines.append("|---|---|---:|---:|---:|")
+    results = {}
+    for label, pred in [("all", lambda q: True), ("benign", lambda q: not q["attack"]),
+                        ("attack", lambda q: q["attack"])]:
+        for name, rows in [("Palisade", pal), ("ModSecurity v3.0.15", msc)]:
+            med, p99, n = stats(rows, pred)
+            results[(label, name)] = (med, p99)
+            lines.append("| %s | %s | %.1f | %.1f | %d |" % (label, name, med, p99, n))
+    ratio_lines = []
+    for label in ["all", "benign", "attack"]:
+        pm, pp = results[(label, "Palisade")]
+        mm, mp = results[(label, "ModSecurity v3.0.15")]
+        ratio_lines.append("- %s: median %.1fx faster, p99 %.1fx faster" % (label, mm / pm, mp / pp))
+    agree = sum(1 for a, b in zip(pal, msc) if (a["status"] == 403) == (b["status"] == 403))
+    same_ids = sum(1 for a, b in zip(pal, msc) if sorted(a["rule_ids"]) == sorted(b["rule_ids"]))
+    blocked = sum(1 for a in pal if a["status"] == 403)
+    fp = sum(1 for a, q in zip(pal, requests) if a["status"] == 403 and not q["attack"])
+    summary = [
+        "CRS compile (palisade lint, whole process): %.2f s, max RSS %.1f MB" % (lint_s, lint_rss_mb),
+        "decisions agree with ModSecurity: %d/%d; identical rule id sets: %d/%d" % (agree, len(pal), same_ids, len(pal)),
+        "Palisade blocked %d/%d (attacks in corpus: %d; benign blocked: %d)" % (
+            blocked, len(pal), sum(1 for q in requests if q["attack"]), fp),
+    ]
+    text = "\n".join(lines + [""] + ratio_lines + [""] + summary)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "a") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
