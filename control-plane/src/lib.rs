@@ -3,6 +3,10 @@
 
 pub mod k8s;
 pub mod model;
+pub mod run;
 pub mod source;
+pub mod status;
+pub mod sync;
 pub mod validate;
 mod waf;
+pub mod xds;

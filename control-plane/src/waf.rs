@@ -10,12 +10,11 @@ use crate::validate::RulesetVerdict;
 /// Compiles `files` with the WAF engine.
 pub fn compile(files: &BTreeMap<String, Vec<u8>>) -> RulesetVerdict {
     let files = files.clone();
-    let result = std::panic::catch_unwind(move || palisade_waf::Ruleset::load_files(files));
+    let result = std::panic::catch_unwind(move || {
+        palisade_waf::Ruleset::load_files(files).map(|ruleset| ruleset.rule_count())
+    });
     match result {
-        Ok(Ok(ruleset)) => {
-            let rules = std::panic::catch_unwind(|| ruleset.rule_count()).unwrap_or(0);
-            RulesetVerdict::Valid { rules }
-        }
+        Ok(Ok(rules)) => RulesetVerdict::Valid { rules },
         Ok(Err(e)) => RulesetVerdict::Invalid(e.to_string()),
         Err(_) => RulesetVerdict::Unchecked("the WAF engine failed while compiling".into()),
     }

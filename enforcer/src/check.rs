@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tonic::{Request, Response, Status};
-use xds_api::pb::envoy::config::core::v3::{address, socket_address, Address, HeaderValue, HeaderValueOption};
+use xds_api::pb::envoy::config::core::v3::{
+    address, socket_address, Address, HeaderValue, HeaderValueOption,
+};
 use xds_api::pb::envoy::r#type::v3::HttpStatus;
 use xds_api::pb::envoy::service::auth::v3::authorization_server::Authorization;
 use xds_api::pb::envoy::service::auth::v3::{
@@ -38,8 +40,7 @@ impl AuthorizationService {
 }
 
 fn socket(address: Option<&Address>) -> (Option<IpAddr>, u16) {
-    let Some(address::Address::SocketAddress(sa)) = address.and_then(|a| a.address.as_ref())
-    else {
+    let Some(address::Address::SocketAddress(sa)) = address.and_then(|a| a.address.as_ref()) else {
         return (None, 0);
     };
     let port = match sa.port_specifier {
@@ -52,8 +53,11 @@ fn socket(address: Option<&Address>) -> (Option<IpAddr>, u16) {
 /// Decides a `CheckRequest` against the shared state (no gRPC involved).
 pub fn check(shared: &Shared, request: &CheckRequest) -> Outcome {
     let attrs = request.attributes.as_ref();
-    let (source_ip, source_port) =
-        socket(attrs.and_then(|a| a.source.as_ref()).and_then(|p| p.address.as_ref()));
+    let (source_ip, source_port) = socket(
+        attrs
+            .and_then(|a| a.source.as_ref())
+            .and_then(|p| p.address.as_ref()),
+    );
     let (destination_ip, destination_port) = socket(
         attrs
             .and_then(|a| a.destination.as_ref())
@@ -179,7 +183,7 @@ pub fn response(outcome: &Outcome) -> CheckResponse {
     CheckResponse {
         status: Some(rpc::Status {
             code: PERMISSION_DENIED,
-            message: format!("denied by {}", outcome.cause_name()),
+            message: format!("denied ({})", outcome.cause.as_str()),
             ..Default::default()
         }),
         http_response: Some(check_response::HttpResponse::DeniedResponse(
@@ -192,19 +196,6 @@ pub fn response(outcome: &Outcome) -> CheckResponse {
             },
         )),
         ..Default::default()
-    }
-}
-
-impl Outcome {
-    fn cause_name(&self) -> &'static str {
-        match self.cause {
-            crate::decide::Cause::Policy => "policy",
-            crate::decide::Cause::Waf => "waf",
-            crate::decide::Cause::UnknownService => "unknown service",
-            crate::decide::Cause::NoSnapshot => "no snapshot",
-            crate::decide::Cause::Error => "internal error",
-            crate::decide::Cause::Clean => "palisade",
-        }
     }
 }
 

@@ -34,7 +34,10 @@ impl std::str::FromStr for ControlPlaneAddr {
     type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if let Some(path) = s.strip_prefix("unix://").or_else(|| s.strip_prefix("unix:")) {
+        if let Some(path) = s
+            .strip_prefix("unix://")
+            .or_else(|| s.strip_prefix("unix:"))
+        {
             if path.is_empty() {
                 return Err(ConfigError::ControlPlane(s.to_string()));
             }
@@ -58,10 +61,19 @@ pub enum FailureMode {
 
 /// `palisade-enforcer` flags.
 #[derive(Debug, Parser)]
-#[command(name = "palisade-enforcer", version, about = "Palisade's node enforcer: Envoy ext_authz with HTTP policy and the WAF")]
+#[command(
+    name = "palisade-enforcer",
+    version,
+    about = "Palisade's node enforcer: Envoy ext_authz with HTTP policy and the WAF"
+)]
 pub struct Args {
-    /// Unix socket for the ext_authz gRPC service ("" to disable).
-    #[arg(long, env = "PALISADE_SOCKET", default_value = "/var/run/palisade/enforcer.sock")]
+    /// Unix socket for the ext_authz gRPC service (an empty value, e.g. from
+    /// the environment, disables it).
+    #[arg(
+        long,
+        env = "PALISADE_SOCKET",
+        default_value = "/var/run/palisade/enforcer.sock"
+    )]
     pub socket: PathBuf,
     /// Also serve ext_authz on this TCP address.
     #[arg(long, env = "PALISADE_LISTEN_TCP")]
@@ -134,7 +146,10 @@ impl TryFrom<Args> for Config {
         }
         let metrics_addr = match args.metrics_addr.as_str() {
             "" | "off" => None,
-            a => Some(a.parse().map_err(|_| ConfigError::MetricsAddr(a.to_string()))?),
+            a => Some(
+                a.parse()
+                    .map_err(|_| ConfigError::MetricsAddr(a.to_string()))?,
+            ),
         };
         Ok(Config {
             socket,
@@ -159,9 +174,18 @@ mod tests {
     #[test]
     fn parses_control_plane_addresses() {
         let cases: &[(&str, Option<ControlPlaneAddr>)] = &[
-            ("http://127.0.0.1:9000", Some(ControlPlaneAddr::Http("http://127.0.0.1:9000".into()))),
-            ("unix:/run/cp.sock", Some(ControlPlaneAddr::Unix("/run/cp.sock".into()))),
-            ("unix:///run/cp.sock", Some(ControlPlaneAddr::Unix("/run/cp.sock".into()))),
+            (
+                "http://127.0.0.1:9000",
+                Some(ControlPlaneAddr::Http("http://127.0.0.1:9000".into())),
+            ),
+            (
+                "unix:/run/cp.sock",
+                Some(ControlPlaneAddr::Unix("/run/cp.sock".into())),
+            ),
+            (
+                "unix:///run/cp.sock",
+                Some(ControlPlaneAddr::Unix("/run/cp.sock".into())),
+            ),
             ("unix:", None),
             ("https://x:1", None),
             ("x:1", None),
@@ -187,8 +211,12 @@ mod tests {
         let config = Config::try_from(args).expect("valid");
         assert_eq!(config.metrics_addr, None);
         assert!(config.failure_mode_allow);
-        assert_eq!(config.control_plane, Some(ControlPlaneAddr::Unix("/tmp/cp.sock".into())));
-        let args = Args::parse_from(["palisade-enforcer", "--socket", ""]);
+        assert_eq!(
+            config.control_plane,
+            Some(ControlPlaneAddr::Unix("/tmp/cp.sock".into()))
+        );
+        let mut args = Args::parse_from(["palisade-enforcer"]);
+        args.socket = PathBuf::new();
         assert_eq!(Config::try_from(args).err(), Some(ConfigError::NoListener));
     }
 }

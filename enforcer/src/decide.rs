@@ -65,7 +65,8 @@ pub enum Cause {
 }
 
 impl Cause {
-    fn as_str(&self) -> &'static str {
+    /// The name used in events (`reason`).
+    pub fn as_str(&self) -> &'static str {
         match self {
             Cause::Clean => "none",
             Cause::Policy => "policy",
@@ -117,12 +118,7 @@ fn engine_mode(mode: WafMode) -> EngineMode {
 }
 
 /// Runs phases 1 and 2 of the ruleset over the request.
-fn run_waf(
-    ruleset: &Ruleset,
-    mode: WafMode,
-    facts: &HttpFacts<'_>,
-    body_limit: Option<usize>,
-) -> WafResult {
+fn run_waf(ruleset: &Ruleset, mode: WafMode, facts: &HttpFacts<'_>) -> WafResult {
     let mut tx = ruleset.transaction();
     tx.set_engine_mode(engine_mode(mode));
     if !facts.request_id.is_empty() {
@@ -150,12 +146,11 @@ fn run_waf(
     }
     let mut intervention = tx.process_request_headers();
     if intervention.is_none() {
-        let body = match body_limit {
-            Some(limit) if facts.body.len() > limit => &facts.body[..limit],
-            _ => facts.body,
-        };
-        if !body.is_empty() {
-            intervention = tx.append_request_body(body);
+        // The body as Envoy buffered it (up to its `max_request_bytes`); the
+        // ruleset's SecRequestBodyLimit and SecRequestBodyLimitAction decide
+        // what happens when it is over the limit.
+        if !facts.body.is_empty() {
+            intervention = tx.append_request_body(facts.body);
         }
         if intervention.is_none() {
             intervention = tx.process_request_body();
@@ -234,7 +229,10 @@ impl EventBase<'_, '_> {
                     .source
                     .map(|s| s.namespace().to_string())
                     .unwrap_or_default(),
-                pod: self.source.map(|s| s.name().to_string()).unwrap_or_default(),
+                pod: self
+                    .source
+                    .map(|s| s.name().to_string())
+                    .unwrap_or_default(),
             },
             destination: DestinationInfo {
                 service: self
@@ -376,9 +374,7 @@ pub fn decide(snapshot: &Snapshot, facts: &HttpFacts<'_>) -> Outcome {
             return simple(true, Cause::Clean, service.key.clone(), event);
         }
     };
-    let waf = catch_unwind(AssertUnwindSafe(|| {
-        run_waf(ruleset, mode, facts, settings.body_limit_bytes)
-    }));
+    let waf = catch_unwind(AssertUnwindSafe(|| run_waf(ruleset, mode, facts)));
     let waf = match waf {
         Ok(w) => w,
         Err(_) => {
@@ -405,11 +401,19 @@ pub fn decide(snapshot: &Snapshot, facts: &HttpFacts<'_>) -> Outcome {
     let (status, redirect) = match &waf.intervention {
         Some(i) if blocked => match i.action {
             DisruptiveAction::Redirect => (
-                if (300..400).contains(&i.status) { i.status } else { 302 },
+                if (300..400).contains(&i.status) {
+                    i.status
+                } else {
+                    302
+                },
                 i.redirect.clone(),
             ),
             _ => (
-                if (400..600).contains(&i.status) { i.status } else { 403 },
+                if (400..600).contains(&i.status) {
+                    i.status
+                } else {
+                    403
+                },
                 None,
             ),
         },

@@ -157,12 +157,10 @@ impl Running {
 }
 
 /// Resolves once `rx` holds `true` (or its sender is gone).
-pub fn shutdown_signal(mut rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> {
-    async move {
-        while !*rx.borrow_and_update() {
-            if rx.changed().await.is_err() {
-                return;
-            }
+pub async fn shutdown_signal(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
         }
     }
 }
@@ -215,12 +213,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let mut metrics_addr = None;
     if let Some(addr) = config.metrics_addr {
-        let (bound, serve) = metrics::bind(addr, shared.clone(), shutdown_signal(shutdown_rx.clone()))
-            .await
-            .map_err(|source| StartError::Listen {
-                what: format!("metrics {addr}"),
-                source,
-            })?;
+        let (bound, serve) =
+            metrics::bind(addr, shared.clone(), shutdown_signal(shutdown_rx.clone()))
+                .await
+                .map_err(|source| StartError::Listen {
+                    what: format!("metrics {addr}"),
+                    source,
+                })?;
         metrics_addr = Some(bound);
         tasks.push(tokio::spawn(async move {
             if let Err(e) = serve.await {

@@ -20,7 +20,16 @@ fn init_tracing() {
 #[tokio::main]
 async fn main() {
     init_tracing();
-    let config = match Config::try_from(Args::parse()) {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) if e.use_stderr() => {
+            let _ = e.print();
+            std::process::exit(64);
+        }
+        // --help and --version.
+        Err(e) => e.exit(),
+    };
+    let config = match Config::try_from(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("palisade-enforcer: {e}");

@@ -91,7 +91,11 @@ impl Metrics {
             decisions.clone(),
         );
         let rule_hits = Family::<RuleLabels, Counter>::default();
-        registry.register("rule_hits", "WAF rules matched, by rule id", rule_hits.clone());
+        registry.register(
+            "rule_hits",
+            "WAF rules matched, by rule id",
+            rule_hits.clone(),
+        );
         let policy_denials = Family::<PolicyLabels, Counter>::default();
         registry.register(
             "policy_denials",
@@ -248,7 +252,10 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 async fn ready(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     match shared.snapshots.version() {
         Some(v) => (StatusCode::OK, format!("ready: snapshot {v}\n")),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "no snapshot yet\n".to_string()),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no snapshot yet\n".to_string(),
+        ),
     }
 }
 
@@ -266,7 +273,10 @@ pub async fn bind(
     addr: SocketAddr,
     shared: Arc<Shared>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<(SocketAddr, impl std::future::Future<Output = std::io::Result<()>>)> {
+) -> std::io::Result<(
+    SocketAddr,
+    impl std::future::Future<Output = std::io::Result<()>>,
+)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let app = router(shared);

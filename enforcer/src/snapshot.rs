@@ -30,7 +30,9 @@ pub struct Settings {
     pub failure_mode_allow: bool,
     /// Allow requests for unknown services.
     pub unknown_service_allow: bool,
-    /// Largest body inspected (`None` = no limit besides Envoy's).
+    /// The body limit the control plane configures Envoy's `with_request_body`
+    /// with (`None` = unset). The enforcer inspects what Envoy sends; the
+    /// ruleset's own `SecRequestBodyLimit` and its action apply to it.
     pub body_limit_bytes: Option<usize>,
     /// Whether events are written and reported.
     pub collect_logs: bool,
@@ -301,7 +303,9 @@ impl Snapshot {
 
     /// The service whose cluster IP and port are the destination address.
     pub fn service_at(&self, ip: IpAddr, port: u16) -> Option<&Arc<Service>> {
-        self.by_address.get(&(ip, port)).or_else(|| self.by_ip.get(&ip))
+        self.by_address
+            .get(&(ip, port))
+            .or_else(|| self.by_ip.get(&ip))
     }
 
     /// The workload with this IP.
@@ -325,7 +329,14 @@ impl Snapshot {
 /// [`RulesetCache::CAPACITY`] most recently used.
 #[derive(Debug, Default)]
 pub struct RulesetCache {
-    entries: Mutex<(u64, HashMap<String, (u64, Ruleset)>)>,
+    entries: Mutex<CacheEntries>,
+}
+
+/// A use clock, and each hash's ruleset with the clock value of its last use.
+#[derive(Debug, Default)]
+struct CacheEntries {
+    clock: u64,
+    map: HashMap<String, (u64, Ruleset)>,
 }
 
 impl RulesetCache {
@@ -337,7 +348,7 @@ impl RulesetCache {
         RulesetCache::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, HashMap<String, (u64, Ruleset)>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheEntries> {
         match self.entries.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -347,7 +358,7 @@ impl RulesetCache {
     /// The ruleset compiled from files with this hash, if cached.
     pub fn get(&self, hash: &str) -> Option<Ruleset> {
         let mut guard = self.lock();
-        let (clock, map) = &mut *guard;
+        let CacheEntries { clock, map } = &mut *guard;
         *clock += 1;
         let now = *clock;
         map.get_mut(hash).map(|(used, r)| {
@@ -359,7 +370,7 @@ impl RulesetCache {
     /// Caches a ruleset, evicting the least recently used beyond capacity.
     pub fn insert(&self, hash: &str, ruleset: &Ruleset) {
         let mut guard = self.lock();
-        let (clock, map) = &mut *guard;
+        let CacheEntries { clock, map } = &mut *guard;
         *clock += 1;
         map.insert(hash.to_string(), (*clock, ruleset.clone()));
         while map.len() > Self::CAPACITY {
@@ -376,7 +387,7 @@ impl RulesetCache {
 
     /// Number of cached rulesets.
     pub fn len(&self) -> usize {
-        self.lock().1.len()
+        self.lock().map.len()
     }
 
     /// Whether the cache is empty.
@@ -457,14 +468,19 @@ mod tests {
         assert_eq!(web.mode, WafMode::On);
         assert!(web.ruleset.is_none(), "waf disabled: no ruleset needed");
         let ip: IpAddr = "10.96.0.10".parse().unwrap();
-        assert_eq!(snap.service_at(ip, 80).map(|s| s.key.as_str()), Some("shop/web"));
+        assert_eq!(
+            snap.service_at(ip, 80).map(|s| s.key.as_str()),
+            Some("shop/web")
+        );
         assert!(snap.service_at(ip, 81).is_none());
         let ip2: IpAddr = "10.96.0.11".parse().unwrap();
         assert_eq!(
             snap.service_at(ip2, 1234).map(|s| s.key.as_str()),
             Some("shop/any-port")
         );
-        let w = snap.workload("10.1.0.5".parse().unwrap()).expect("workload");
+        let w = snap
+            .workload("10.1.0.5".parse().unwrap())
+            .expect("workload");
         assert_eq!(w.identity.name(), "c1");
     }
 
@@ -497,7 +513,10 @@ mod tests {
             ],
             ..Default::default()
         };
-        assert!(matches!(Snapshot::build(&dup, &RulesetCache::new()), Err(BuildError::Duplicate(_))));
+        assert!(matches!(
+            Snapshot::build(&dup, &RulesetCache::new()),
+            Err(BuildError::Duplicate(_))
+        ));
         let bad_policy = StateSpec {
             tiers: vec![palisade_alp::TierSpec {
                 name: "t".into(),
@@ -506,7 +525,66 @@ mod tests {
             }],
             ..Default::default()
         };
-        assert!(matches!(Snapshot::build(&bad_policy, &RulesetCache::new()), Err(BuildError::Policy(_))));
+        assert!(matches!(
+            Snapshot::build(&bad_policy, &RulesetCache::new()),
+            Err(BuildError::Policy(_))
+        ));
+    }
+
+    fn with_ruleset(hash: &str, text: &str) -> StateSpec {
+        StateSpec {
+            version: hash.into(),
+            settings: SettingsSpec {
+                default_ruleset: "r".into(),
+                ..Default::default()
+            },
+            services: vec![service("shop", "web", Some(WafMode::On))],
+            rulesets: vec![crate::state::RulesetSource {
+                name: "r".into(),
+                hash: hash.into(),
+                files: [("rules.conf".to_string(), text.as_bytes().to_vec())].into(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn compiles_rulesets_and_reuses_them_by_hash() {
+        let cache = RulesetCache::new();
+        let good = "SecRuleEngine On\nSecRule ARGS \"@contains x\" \"id:1,phase:1,deny\"\n";
+        let snap = Snapshot::build(&with_ruleset("h1", good), &cache).expect("builds");
+        assert!(snap
+            .service("shop/web")
+            .and_then(|s| s.ruleset.as_ref())
+            .is_some());
+        assert_eq!(cache.len(), 1);
+        // Same hash: the cached ruleset is used, the files are not compiled again.
+        let garbage = "this is not seclang";
+        assert!(Snapshot::build(&with_ruleset("h1", garbage), &cache).is_ok());
+        // New hash, broken files: rejected with the file and line.
+        let err = Snapshot::build(&with_ruleset("h2", garbage), &cache).expect_err("rejected");
+        let text = err.to_string();
+        assert!(
+            text.contains("ruleset `r`") && text.contains("rules.conf"),
+            "{text}"
+        );
+        // No hash: always compiled.
+        assert!(Snapshot::build(&with_ruleset("", garbage), &cache).is_err());
+    }
+
+    #[test]
+    fn ruleset_cache_evicts_the_least_recently_used() {
+        let cache = RulesetCache::new();
+        let r = Ruleset::from_text("SecRuleEngine On").expect("compiles");
+        for i in 0..RulesetCache::CAPACITY {
+            cache.insert(&format!("h{i}"), &r);
+        }
+        assert!(cache.get("h0").is_some(), "touch h0");
+        cache.insert("new", &r);
+        assert_eq!(cache.len(), RulesetCache::CAPACITY);
+        assert!(cache.get("h0").is_some());
+        assert!(cache.get("h1").is_none(), "h1 was the least recently used");
+        assert!(cache.get("new").is_some());
     }
 
     #[test]

@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use palisade_alp::{
-    EntityRuleSpec, HttpMatchSpec, PathMatchSpec, PolicySpec, RuleSpec, TierSpec,
-};
+use palisade_alp::{EntityRuleSpec, HttpMatchSpec, PathMatchSpec, PolicySpec, RuleSpec, TierSpec};
 use palisade_proto::sync::v1 as pb;
 use serde::{Deserialize, Serialize};
 
@@ -56,7 +54,8 @@ pub struct SettingsSpec {
     pub failure_mode_allow: bool,
     /// Allow requests for services the enforcer does not know.
     pub unknown_service_allow: bool,
-    /// Largest request body inspected, in bytes (0 = whatever Envoy sends).
+    /// Body limit for Envoy's `with_request_body` (the control plane's concern;
+    /// the enforcer inspects what Envoy sends, under the ruleset's own limit).
     pub body_limit_bytes: u64,
     /// Whether events are written and reported.
     pub collect_logs: bool,
@@ -161,7 +160,9 @@ pub struct StateSpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidState {
     /// A path match with no kind.
-    #[error("tier `{tier}` policy `{policy}` ingress rule {rule}: path match without exact or prefix")]
+    #[error(
+        "tier `{tier}` policy `{policy}` ingress rule {rule}: path match without exact or prefix"
+    )]
     EmptyPathMatch {
         /// Tier.
         tier: String,
@@ -192,10 +193,12 @@ fn entity_from_pb(
         nets: e.nets,
         not_nets: e.not_nets,
         not_selector: e.not_selector,
-        service_accounts: e.service_accounts.map(|s| palisade_alp::spec::ServiceAccountMatchSpec {
-            names: s.names,
-            selector: s.selector,
-        }),
+        service_accounts: e
+            .service_accounts
+            .map(|s| palisade_alp::spec::ServiceAccountMatchSpec {
+                names: s.names,
+                selector: s.selector,
+            }),
         ports: e
             .ports
             .into_iter()
@@ -555,7 +558,10 @@ mod tests {
         assert_eq!(spec.services[0].waf_mode, Some(WafMode::DetectionOnly));
         assert_eq!(spec.tiers[0].policies[0].order, None);
         assert_eq!(spec.tiers[0].default_action, None);
-        let http = spec.tiers[0].policies[0].ingress[0].http.as_ref().expect("http");
+        let http = spec.tiers[0].policies[0].ingress[0]
+            .http
+            .as_ref()
+            .expect("http");
         assert_eq!(http.paths[0].prefix.as_deref(), Some("/pub"));
     }
 
@@ -623,7 +629,10 @@ tiers:
         assert!(!state.settings.unknown_service_allow);
         assert!(state.settings.waf_enabled, "defaults apply");
         let files: Vec<&str> = state.rulesets[0].files.keys().map(String::as_str).collect();
-        assert_eq!(files, ["a.conf", "a.data", "crs-setup.conf", "modsecdefault.conf"]);
+        assert_eq!(
+            files,
+            ["a.conf", "a.data", "crs-setup.conf", "modsecdefault.conf"]
+        );
         assert_eq!(state.services[0].waf_mode, Some(WafMode::On));
         assert!(!state.rulesets[0].hash.is_empty());
     }

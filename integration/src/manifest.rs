@@ -150,6 +150,33 @@ pub fn yaml11_booleans(text: &str) -> Vec<AmbiguousScalar> {
     found
 }
 
+/// Rewrites `text` so every unquoted YAML 1.1 boolean that
+/// [`yaml11_booleans`] finds is single-quoted (`- On` becomes `- 'On'`), so
+/// YAML 1.1 and 1.2 parsers read the same strings. Use it on YAML written by
+/// serde_yaml, which leaves such strings plain.
+pub fn quote_yaml11_booleans(text: &str) -> String {
+    let hits: Vec<usize> = yaml11_booleans(text).iter().map(|h| h.line).collect();
+    let mut out = String::with_capacity(text.len() + 2 * hits.len());
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if hits.contains(&(i + 1)) {
+            let body = line.trim_end_matches('\n');
+            let value = strip_comment(body.trim()).trim_start_matches("- ");
+            let value = value_of_mapping(value).unwrap_or(value).trim();
+            if let Some(at) = body.rfind(value) {
+                out.push_str(&body[..at]);
+                out.push('\'');
+                out.push_str(value);
+                out.push('\'');
+                out.push_str(&body[at + value.len()..]);
+                out.push_str(&line[body.len()..]);
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
 fn strip_comment(s: &str) -> &str {
     // A comment starts at " #" outside quotes; good enough for plain values.
     let mut in_single = false;
@@ -228,5 +255,26 @@ mod tests {
         }
         let hits = yaml11_booleans("script: |\n  mode: On\nafter: On\n");
         assert_eq!(hits[0].line, 3);
+    }
+
+    #[test]
+    fn quotes_yaml11_booleans() {
+        let cases = [
+            (
+                "enum:\n- On\n- DetectionOnly\n- Off\n",
+                "enum:\n- 'On'\n- DetectionOnly\n- 'Off'\n",
+            ),
+            ("  mode: On # c\n", "  mode: 'On' # c\n"),
+            ("- key: yes\n", "- key: 'yes'\n"),
+            ("a: b\nno-newline: No", "a: b\nno-newline: 'No'"),
+        ];
+        for (input, want) in cases {
+            let got = quote_yaml11_booleans(input);
+            assert_eq!(got, want);
+            assert!(yaml11_booleans(&got).is_empty());
+            let a: serde_json::Value = serde_yaml::from_str(input).unwrap();
+            let b: serde_json::Value = serde_yaml::from_str(&got).unwrap();
+            assert_eq!(a, b, "quoting changed the value");
+        }
     }
 }

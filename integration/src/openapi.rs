@@ -73,15 +73,35 @@ pub fn crd_served(crd: &Value) -> Vec<(String, String)> {
 /// itself is the caller's to check (e.g. as an `ObjectMeta`).
 pub fn validate_resource(schema: &Value, obj: &Value) -> Vec<Violation> {
     let mut out = Vec::new();
-    walk(schema, schema, obj, "", true, true, &mut out);
+    let ctx = Ctx {
+        doc: schema,
+        crd: true,
+    };
+    walk(&ctx, schema, obj, "", true, true, &mut out);
     out
 }
 
-/// Validates any value against a schema (no root special cases).
+/// Validates a value against a schema from an OpenAPI document (such as
+/// k8s-openapi's): no root special cases, and an object schema without
+/// `properties` accepts any fields (OpenAPI's meaning; in a CRD such an object
+/// would have its fields pruned).
 pub fn validate(schema: &Value, value: &Value) -> Vec<Violation> {
     let mut out = Vec::new();
-    walk(schema, schema, value, "", false, true, &mut out);
+    let ctx = Ctx {
+        doc: schema,
+        crd: false,
+    };
+    walk(&ctx, schema, value, "", false, true, &mut out);
     out
+}
+
+/// What the walk needs besides the current schema node.
+struct Ctx<'a> {
+    /// The whole schema document, for `$ref`.
+    doc: &'a Value,
+    /// CRD semantics: unknown fields of an object without `properties` are
+    /// errors (the API server prunes them) unless preserved.
+    crd: bool,
 }
 
 fn push(out: &mut Vec<Violation>, path: &str, message: impl Into<String>) {
@@ -115,7 +135,7 @@ fn is_integer(v: &Value) -> bool {
 /// kind and metadata are implicit. `strict`: report unknown fields (off inside
 /// anyOf/oneOf/allOf/not branches, which only add value validations).
 fn walk(
-    doc: &Value,
+    ctx: &Ctx<'_>,
     schema: &Value,
     value: &Value,
     path: &str,
@@ -123,7 +143,7 @@ fn walk(
     strict: bool,
     out: &mut Vec<Violation>,
 ) {
-    let schema = match resolve(doc, schema) {
+    let schema = match resolve(ctx.doc, schema) {
         Ok(s) => s,
         Err(message) => {
             push(out, path, message);
@@ -195,17 +215,17 @@ fn walk(
         }
     }
     match value {
-        Value::Object(map) => object(doc, s, map, path, root, strict, out),
-        Value::Array(items) => array(doc, s, items, path, strict, out),
+        Value::Object(map) => object(ctx, s, map, path, root, strict, out),
+        Value::Array(items) => array(ctx, s, items, path, strict, out),
         Value::String(text) => string(s, text, path, out),
         Value::Number(_) => number(s, value, path, out),
         _ => {}
     }
-    combinators(doc, s, value, path, root, out);
+    combinators(ctx, s, value, path, root, out);
 }
 
 fn object(
-    doc: &Value,
+    ctx: &Ctx<'_>,
     s: &Map<String, Value>,
     map: &Map<String, Value>,
     path: &str,
@@ -228,7 +248,7 @@ fn object(
         if let Some(sub) = props.and_then(|p| p.get(k)) {
             // metadata of a resource is an ObjectMeta, checked by the caller.
             if !(embedded && k == "metadata") {
-                walk(doc, sub, v, &p, false, strict, out);
+                walk(ctx, sub, v, &p, false, strict, out);
             }
             continue;
         }
@@ -237,8 +257,8 @@ fn object(
         }
         match additional {
             Some(Value::Bool(true)) => {}
-            Some(sub @ Value::Object(_)) => walk(doc, sub, v, &p, false, strict, out),
-            _ if preserve || !strict => {}
+            Some(sub @ Value::Object(_)) => walk(ctx, sub, v, &p, false, strict, out),
+            _ if preserve || !strict || (!ctx.crd && props.is_none()) => {}
             _ => push(out, &p, "unknown field (not in the schema)"),
         }
     }
@@ -268,7 +288,7 @@ fn object(
 }
 
 fn array(
-    doc: &Value,
+    ctx: &Ctx<'_>,
     s: &Map<String, Value>,
     items: &[Value],
     path: &str,
@@ -278,7 +298,7 @@ fn array(
     if let Some(item_schema) = s.get("items") {
         for (i, it) in items.iter().enumerate() {
             walk(
-                doc,
+                ctx,
                 item_schema,
                 it,
                 &format!("{path}[{i}]"),
@@ -397,7 +417,7 @@ fn number(s: &Map<String, Value>, value: &Value, path: &str, out: &mut Vec<Viola
 }
 
 fn combinators(
-    doc: &Value,
+    ctx: &Ctx<'_>,
     s: &Map<String, Value>,
     value: &Value,
     path: &str,
@@ -406,7 +426,7 @@ fn combinators(
 ) {
     let passes = |sub: &Value| {
         let mut v = Vec::new();
-        walk(doc, sub, value, path, root, false, &mut v);
+        walk(ctx, sub, value, path, root, false, &mut v);
         v
     };
     if flag(&Value::Object(s.clone()), "x-kubernetes-int-or-string") {

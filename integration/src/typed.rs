@@ -129,11 +129,12 @@ pub fn roundtrip<T: DeserializeOwned + Serialize + JsonSchema>(
             paths,
         });
     }
-    let schema =
+    let mut schema =
         serde_json::to_value(schemars::schema_for!(T)).map_err(|e| TypedError::Schema {
             kind: kind.to_owned(),
             violations: vec![format!("no schema: {e}")],
         })?;
+    relax_any_json(&mut schema);
     let mut violations: Vec<String> = openapi::validate(&schema, obj)
         .iter()
         .map(ToString::to_string)
@@ -146,6 +147,31 @@ pub fn roundtrip<T: DeserializeOwned + Serialize + JsonSchema>(
             kind: kind.to_owned(),
             violations,
         })
+    }
+}
+
+/// k8s-openapi describes apiextensions' `JSON` (any JSON value: a CRD's `enum`,
+/// `default`, `example`) as `type: object`; make such schemas accept anything.
+fn relax_any_json(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            let any = map
+                .get("description")
+                .and_then(Value::as_str)
+                .is_some_and(|d| d.starts_with("JSON represents any valid JSON value"));
+            if any {
+                map.remove("type");
+                map.insert(
+                    "x-kubernetes-preserve-unknown-fields".into(),
+                    Value::Bool(true),
+                );
+            }
+            for v in map.values_mut() {
+                relax_any_json(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(relax_any_json),
+        _ => {}
     }
 }
 

@@ -87,13 +87,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* Name of the default ruleset ConfigMap. */}}
-{{- define "palisade.ruleset.name" -}}
-{{- if .Values.ruleset.files -}}
+{{/* Name of the ConfigMap the chart makes from ruleset.files. */}}
+{{- define "palisade.ruleset.configMapName" -}}
 {{- printf "%s-ruleset" (include "palisade.fullname" .) | trunc 63 | trimSuffix "-" -}}
-{{- else -}}
-{{- .Values.ruleset.configMap -}}
-{{- end -}}
 {{- end -}}
 
 {{/* Shared restricted securityContext of every Palisade container. */}}

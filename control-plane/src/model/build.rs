@@ -548,7 +548,7 @@ fn slice_endpoints(inputs: &Inputs, key: &ServiceKey, port_name: &str) -> Vec<So
         else {
             continue;
         };
-        for ep in &slice.endpoints {
+        for ep in slice.endpoints.iter().flatten() {
             if ep.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
                 continue;
             }

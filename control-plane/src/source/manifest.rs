@@ -146,14 +146,10 @@ pub fn parse_value(
             }
         }
         (CALICO_CRD_API_VERSION | CALICO_API_VERSION, "GlobalNetworkPolicy") => {
-            let mut gnp: GlobalNetworkPolicy = typed(value, &kind, &name)?;
-            CALICO_CRD_API_VERSION.clone_into(&mut gnp.api_version);
-            Manifest::GlobalNetworkPolicy(gnp)
+            Manifest::GlobalNetworkPolicy(typed(value, &kind, &name)?)
         }
         (CALICO_CRD_API_VERSION | CALICO_API_VERSION, "Tier") => {
-            let mut tier: Tier = typed(value, &kind, &name)?;
-            CALICO_CRD_API_VERSION.clone_into(&mut tier.api_version);
-            Manifest::Tier(tier)
+            Manifest::Tier(typed(value, &kind, &name)?)
         }
         ("palisade.dev/v1", "ApplicationLayer") => {
             Manifest::ApplicationLayer(typed(value, &kind, &name)?)
@@ -222,7 +218,7 @@ mod tests {
         let (objs, problems) = parse(Path::new("p.yaml"), text);
         assert!(problems.is_empty());
         match &objs[0].manifest {
-            Manifest::GlobalNetworkPolicy(p) => assert_eq!(p.api_version, CALICO_CRD_API_VERSION),
+            Manifest::GlobalNetworkPolicy(p) => assert_eq!(p.spec.selector.as_deref(), Some("all()")),
             m => panic!("{m:?}"),
         }
     }

@@ -111,7 +111,10 @@ pub fn to_http(req: &EvalRequest) -> Result<(Connection, HttpRequest), RequestEr
     let http = HttpRequest {
         method: req.method.clone(),
         uri: req.uri.clone(),
-        protocol: req.version.clone().unwrap_or_else(|| "HTTP/1.1".to_string()),
+        protocol: req
+            .version
+            .clone()
+            .unwrap_or_else(|| "HTTP/1.1".to_string()),
         headers: req
             .headers
             .iter()
@@ -126,7 +129,10 @@ fn parse_remote_addr(addr: &str) -> Result<(String, u16), RequestError> {
     if let Ok(sock) = addr.parse::<SocketAddr>() {
         return Ok((sock.ip().to_string(), sock.port()));
     }
-    if let Ok(ip) = addr.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
+    if let Ok(ip) = addr
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+    {
         return Ok((ip.to_string(), 0));
     }
     Err(RequestError::RemoteAddr(addr.to_string()))
@@ -181,7 +187,11 @@ pub fn run<R: BufRead, W: Write>(
                 stats.evaluated += 1;
             }
             Err(err) => {
-                let error = EvalError { id: salvage_id(text), line: line_no, error: err.to_string() };
+                let error = EvalError {
+                    id: salvage_id(text),
+                    line: line_no,
+                    error: err.to_string(),
+                };
                 serde_json::to_writer(&mut output, &error)?;
                 stats.errors += 1;
             }
@@ -254,7 +264,10 @@ mod tests {
     fn bad_fields_are_errors() {
         let cases = [
             (r#"{"method":"GET","uri":"/","body_b64":"!!"}"#, "body_b64"),
-            (r#"{"method":"GET","uri":"/","remote_addr":"nope"}"#, "remote_addr"),
+            (
+                r#"{"method":"GET","uri":"/","remote_addr":"nope"}"#,
+                "remote_addr",
+            ),
             (r#"{"method":"","uri":"/"}"#, "method"),
             (r#"{"method":"GET","uri":""}"#, "uri"),
         ];
@@ -285,7 +298,11 @@ mod tests {
 
     #[test]
     fn error_line_shape() {
-        let err = EvalError { id: Value::from("x"), line: 3, error: "bad".into() };
+        let err = EvalError {
+            id: Value::from("x"),
+            line: 3,
+            error: "bad".into(),
+        };
         let text = serde_json::to_string(&err).expect("json");
         assert_eq!(text, r#"{"id":"x","line":3,"error":"bad"}"#);
     }

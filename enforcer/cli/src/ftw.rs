@@ -43,6 +43,32 @@ pub struct RunOptions {
     pub overrides: Option<Overrides>,
     /// Print every case, and the log of failed ones.
     pub verbose: bool,
+    /// Keep a [`CaseRecord`] of every case that ran in [`Summary::records`].
+    pub record: bool,
+}
+
+/// What one stage did, for machine-readable reports.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StageRecord {
+    /// The request as the WAF saw it, or why it did not.
+    pub request: String,
+    /// Response status, or `None` for an HTTP-level error.
+    pub status: Option<u16>,
+    /// Rule ids in the log.
+    pub logged_ids: Vec<u64>,
+    /// Problems found (empty when the stage passed).
+    pub problems: Vec<String>,
+}
+
+/// What one case did, for machine-readable reports (`palisade ftw --results`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CaseRecord {
+    /// `<rule>-<test>`.
+    pub id: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// The stages that ran (a failing stage ends the case).
+    pub stages: Vec<StageRecord>,
 }
 
 /// A failed test case.
@@ -95,12 +121,17 @@ pub struct Summary {
     pub elapsed: Duration,
     /// The failures, in run order.
     pub failures: Vec<CaseFailure>,
+    /// Every case that ran, when [`RunOptions::record`] is set.
+    pub records: Vec<CaseRecord>,
 }
 
 impl Summary {
     /// `N passed, N failed, N skipped`.
     pub fn line(&self) -> String {
-        format!("{} passed, {} failed, {} skipped", self.passed, self.failed, self.skipped)
+        format!(
+            "{} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        )
     }
 
     /// Cases that ran.
@@ -140,7 +171,10 @@ pub fn crs_tests_dir(crs_dir: &Path) -> PathBuf {
 /// Loads the ruleset the CRS suite runs against: the embedded
 /// `modsecdefault.conf` (or `modsecdefault` when given), then the CRS files
 /// in [`crs_load_order`].
-pub fn load_crs_ruleset(crs_dir: &Path, modsecdefault: Option<&Path>) -> Result<Ruleset, SuiteError> {
+pub fn load_crs_ruleset(
+    crs_dir: &Path,
+    modsecdefault: Option<&Path>,
+) -> Result<Ruleset, SuiteError> {
     let embedded;
     let default_path = match modsecdefault {
         Some(path) => path.to_path_buf(),
@@ -174,7 +208,9 @@ fn filtered_out(opts: &RunOptions, id: &str) -> bool {
             return true;
         }
     }
-    opts.include.as_ref().is_some_and(|include| !include.is_match(id))
+    opts.include
+        .as_ref()
+        .is_some_and(|include| !include.is_match(id))
 }
 
 /// The expected output of each stage of `case` after overrides.
@@ -214,7 +250,10 @@ pub fn run_suite(
                 summary.skipped += 1;
                 continue;
             }
-            let verdict = opts.overrides.as_ref().map_or(Verdict::None, |o| o.verdict(case.rule_id, case.test_id));
+            let verdict = opts
+                .overrides
+                .as_ref()
+                .map_or(Verdict::None, |o| o.verdict(case.rule_id, case.test_id));
             if let Verdict::Ignored(reason) = verdict {
                 summary.skipped += 1;
                 summary.ignored += 1;
@@ -223,6 +262,7 @@ pub fn run_suite(
             }
             let outputs = effective_outputs(case, &verdict);
             let mut failure = None;
+            let mut records = Vec::new();
             for (index, (stage, expected)) in case.stages.iter().zip(&outputs).enumerate() {
                 port_counter = port_counter.wrapping_add(1);
                 let client_port = 40000 + (port_counter % 20000) as u16;
@@ -235,6 +275,14 @@ pub fn run_suite(
                 let mut problems: Vec<String> = run.harness_error.iter().cloned().collect();
                 if run.harness_error.is_none() {
                     problems.extend(check(expected, &run.result));
+                }
+                if opts.record {
+                    records.push(StageRecord {
+                        request: run.summary.clone(),
+                        status: run.result.response.as_ref().ok().map(|(status, _)| *status),
+                        logged_ids: run.result.logged_ids.clone(),
+                        problems: problems.clone(),
+                    });
                 }
                 if !problems.is_empty() {
                     failure = Some(CaseFailure {
@@ -254,6 +302,13 @@ pub fn run_suite(
                     });
                     break;
                 }
+            }
+            if opts.record {
+                summary.records.push(CaseRecord {
+                    id: id.clone(),
+                    passed: failure.is_none(),
+                    stages: records,
+                });
             }
             match failure {
                 None => {
@@ -296,7 +351,11 @@ pub fn run_suite(
         )?;
     }
     if summary.ignored > 0 {
-        writeln!(out, "{} of the skipped cases were ignored by overrides", summary.ignored)?;
+        writeln!(
+            out,
+            "{} of the skipped cases were ignored by overrides",
+            summary.ignored
+        )?;
     }
     writeln!(out, "{}", summary.line())?;
     Ok(summary)
@@ -348,10 +407,18 @@ mod tests {
 
     fn case(rule_id: u64, test_id: u64, stages: usize) -> TestCase {
         let stage = Stage {
-            output: Output { status: vec![200], ..Output::default() },
+            output: Output {
+                status: vec![200],
+                ..Output::default()
+            },
             ..Stage::default()
         };
-        TestCase { rule_id, test_id, desc: String::new(), stages: vec![stage; stages] }
+        TestCase {
+            rule_id,
+            test_id,
+            desc: String::new(),
+            stages: vec![stage; stages],
+        }
     }
 
     #[test]
@@ -367,7 +434,11 @@ mod tests {
             (re("942100-1"), re("942100"), "942100-2", true),
         ];
         for (include, exclude, id, skipped) in cases {
-            let opts = RunOptions { include, exclude, ..RunOptions::default() };
+            let opts = RunOptions {
+                include,
+                exclude,
+                ..RunOptions::default()
+            };
             assert_eq!(filtered_out(&opts, id), skipped, "{id}");
         }
     }
@@ -375,11 +446,21 @@ mod tests {
     #[test]
     fn overrides_replace_chosen_stages() {
         let replacement = Output {
-            log: LogExpect { expect_ids: vec![9], ..LogExpect::default() },
+            log: LogExpect {
+                expect_ids: vec![9],
+                ..LogExpect::default()
+            },
             ..Output::default()
         };
-        let all = TestOverride { rule_id: 1, output: Some(replacement.clone()), ..TestOverride::default() };
-        let second = TestOverride { stage_ids: vec![1], ..all.clone() };
+        let all = TestOverride {
+            rule_id: 1,
+            output: Some(replacement.clone()),
+            ..TestOverride::default()
+        };
+        let second = TestOverride {
+            stage_ids: vec![1],
+            ..all.clone()
+        };
         let c = case(1, 1, 2);
         let outputs = effective_outputs(&c, &Verdict::Replaced(vec![&all]));
         assert_eq!(outputs, vec![replacement.clone(), replacement.clone()]);
@@ -391,7 +472,12 @@ mod tests {
 
     #[test]
     fn summary_line() {
-        let s = Summary { passed: 3, failed: 1, skipped: 2, ..Summary::default() };
+        let s = Summary {
+            passed: 3,
+            failed: 1,
+            skipped: 2,
+            ..Summary::default()
+        };
         assert_eq!(s.line(), "3 passed, 1 failed, 2 skipped");
         assert_eq!(s.ran(), 4);
     }

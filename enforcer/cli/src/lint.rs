@@ -32,7 +32,10 @@ pub enum LintError {
 pub fn lint(paths: &[PathBuf]) -> Result<LintReport, LintError> {
     let files = expand_paths(paths)?;
     let ruleset = load_files(&files)?;
-    Ok(LintReport { rules: ruleset.rule_count(), files: files.len() })
+    Ok(LintReport {
+        rules: ruleset.rule_count(),
+        files: files.len(),
+    })
 }
 
 /// Writes every error of `err`, one per line (`file:line: message`).
@@ -45,7 +48,12 @@ pub fn write_errors(out: &mut dyn Write, err: &LoadError) -> io::Result<()> {
 
 /// The success line.
 pub fn summary_line(report: &LintReport) -> String {
-    format!("ok: {} rules in {} files", report.rules, report.files)
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "ok: {} in {}",
+        plural(report.rules, "rule"),
+        plural(report.files, "file")
+    )
 }
 
 #[cfg(test)]
@@ -62,10 +70,16 @@ mod tests {
         let err = LoadError {
             errors: vec![
                 CompileError {
-                    span: Some(Span { file: Arc::from("a.conf"), line: 3 }),
+                    span: Some(Span {
+                        file: Arc::from("a.conf"),
+                        line: 3,
+                    }),
                     message: "unknown variable FOO".into(),
                 },
-                CompileError { span: None, message: "no rules".into() },
+                CompileError {
+                    span: None,
+                    message: "no rules".into(),
+                },
             ],
         };
         let mut out = Vec::new();
@@ -78,7 +92,10 @@ mod tests {
 
     #[test]
     fn summary() {
-        assert_eq!(summary_line(&LintReport { rules: 5, files: 2 }), "ok: 5 rules in 2 files");
+        assert_eq!(
+            summary_line(&LintReport { rules: 5, files: 2 }),
+            "ok: 5 rules in 2 files"
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use palisade_cli::ftw::{self, RunOptions, SuiteError};
 use palisade_cli::ftw::overrides::Overrides;
+use palisade_cli::ftw::{self, RunOptions, SuiteError};
 use palisade_cli::lint::{self, LintError};
 use palisade_cli::ruleset::{expand_paths, load_files};
 use regex::Regex;
@@ -73,6 +73,10 @@ struct FtwArgs {
     /// Print every case, and the log lines of failed ones.
     #[arg(long, short)]
     verbose: bool,
+    /// Also write one JSON line per case that ran (id, passed, and per stage
+    /// the request, status, logged rule ids and problems) to this file.
+    #[arg(long)]
+    results: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -80,7 +84,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(EX_CONFIG) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(EX_CONFIG)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {
@@ -138,6 +146,15 @@ fn regex_arg(flag: &str, value: Option<String>) -> Result<Option<Regex>, String>
         .transpose()
 }
 
+fn write_results(path: &std::path::Path, records: &[ftw::CaseRecord]) -> io::Result<()> {
+    let mut file = io::BufWriter::new(std::fs::File::create(path)?);
+    for record in records {
+        serde_json::to_writer(&mut file, record)?;
+        file.write_all(b"\n")?;
+    }
+    file.flush()
+}
+
 fn ftw_cmd(args: FtwArgs) -> ExitCode {
     let include = match regex_arg("include", args.include) {
         Ok(r) => r,
@@ -175,7 +192,13 @@ fn ftw_cmd(args: FtwArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return config_error(e),
     };
-    let opts = RunOptions { include, exclude, overrides, verbose: args.verbose };
+    let opts = RunOptions {
+        include,
+        exclude,
+        overrides,
+        verbose: args.verbose,
+        record: args.results.is_some(),
+    };
     let mut out = io::BufWriter::new(io::stdout().lock());
     let summary = match ftw::run_suite(&ruleset, &tests, &opts, &mut out) {
         Ok(s) => s,
@@ -186,6 +209,12 @@ fn ftw_cmd(args: FtwArgs) -> ExitCode {
     };
     if out.flush().is_err() {
         return ExitCode::FAILURE;
+    }
+    if let Some(path) = &args.results {
+        if let Err(e) = write_results(path, &summary.records) {
+            eprintln!("palisade: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
     }
     if summary.failed > 0 {
         ExitCode::FAILURE

@@ -69,7 +69,12 @@ pub struct RequestOutcome {
 /// Phase 2 is skipped when phase 1 (or the body limit) already disrupted.
 pub fn run_request(tx: &mut Transaction, conn: &Connection, req: &HttpRequest) -> RequestOutcome {
     let start = Instant::now();
-    tx.process_connection(&conn.client_ip, conn.client_port, &conn.server_ip, conn.server_port);
+    tx.process_connection(
+        &conn.client_ip,
+        conn.client_port,
+        &conn.server_ip,
+        conn.server_port,
+    );
     tx.process_uri(&req.uri, &req.method, &req.protocol);
     for (name, value) in &req.headers {
         tx.add_request_header(name, value);
@@ -81,7 +86,10 @@ pub fn run_request(tx: &mut Transaction, conn: &Connection, req: &HttpRequest) -
     if intervention.is_none() {
         intervention = tx.process_request_body();
     }
-    RequestOutcome { intervention, engine_time: start.elapsed() }
+    RequestOutcome {
+        intervention,
+        engine_time: start.elapsed(),
+    }
 }
 
 /// Runs phases 3 and 4 with `resp`; returns the intervention, if one happened.
@@ -127,11 +135,15 @@ mod tests {
             data: String::new(),
             severity: None,
             tags: Vec::new(),
-            span: Span { file: Arc::from("x.conf"), line: 1 },
+            span: Span {
+                file: Arc::from("x.conf"),
+                line: 1,
+            },
             log,
             disruptive: false,
             matched_var_name: String::new(),
             matched_var: Vec::new(),
+            operator: String::new(),
         }
     }
 

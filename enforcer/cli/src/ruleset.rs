@@ -41,10 +41,17 @@ pub enum RulesetPathError {
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RulesetPathError> {
     let mut files = Vec::new();
     for path in paths {
-        let name = path.to_str().ok_or_else(|| RulesetPathError::NotUtf8(path.clone()))?;
-        fs::metadata(path).map_err(|source| RulesetPathError::Io { path: path.clone(), source })?;
-        let expanded = ruleset_files(&FsSource, name)
-            .map_err(|source| RulesetPathError::Io { path: path.clone(), source })?;
+        let name = path
+            .to_str()
+            .ok_or_else(|| RulesetPathError::NotUtf8(path.clone()))?;
+        fs::metadata(path).map_err(|source| RulesetPathError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let expanded = ruleset_files(&FsSource, name).map_err(|source| RulesetPathError::Io {
+            path: path.clone(),
+            source,
+        })?;
         files.extend(expanded.into_iter().map(PathBuf::from));
     }
     if files.is_empty() {
@@ -57,21 +64,32 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RulesetPathError>
 /// The load order the CRS regression suite needs: `modsecdefault`, then
 /// `CRS/crs-setup.conf.example`, `CRS/crs-test-setup.conf` and
 /// `CRS/rules/*.conf` sorted by name.
-pub fn crs_load_order(crs_dir: &Path, modsecdefault: &Path) -> Result<Vec<PathBuf>, RulesetPathError> {
+pub fn crs_load_order(
+    crs_dir: &Path,
+    modsecdefault: &Path,
+) -> Result<Vec<PathBuf>, RulesetPathError> {
     let mut files = vec![
         modsecdefault.to_path_buf(),
         crs_dir.join("crs-setup.conf.example"),
         crs_dir.join("crs-test-setup.conf"),
     ];
     for file in &files[1..] {
-        fs::metadata(file).map_err(|source| RulesetPathError::Io { path: file.clone(), source })?;
+        fs::metadata(file).map_err(|source| RulesetPathError::Io {
+            path: file.clone(),
+            source,
+        })?;
     }
     let rules_dir = crs_dir.join("rules");
-    let entries = fs::read_dir(&rules_dir)
-        .map_err(|source| RulesetPathError::Io { path: rules_dir.clone(), source })?;
+    let entries = fs::read_dir(&rules_dir).map_err(|source| RulesetPathError::Io {
+        path: rules_dir.clone(),
+        source,
+    })?;
     let mut rules = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| RulesetPathError::Io { path: rules_dir.clone(), source })?;
+        let entry = entry.map_err(|source| RulesetPathError::Io {
+            path: rules_dir.clone(),
+            source,
+        })?;
         let path = entry.path();
         let is_conf = path.extension().is_some_and(|e| e == "conf");
         if is_conf && path.is_file() {
@@ -129,7 +147,10 @@ mod tests {
             "id:200002",
             "id:200003",
         ] {
-            assert!(MODSECDEFAULT_CONF.contains(directive), "missing {directive}");
+            assert!(
+                MODSECDEFAULT_CONF.contains(directive),
+                "missing {directive}"
+            );
         }
     }
 
@@ -147,13 +168,23 @@ mod tests {
         for name in ["crs-setup.conf.example", "crs-test-setup.conf"] {
             fs::write(dir.path().join(name), "# x\n").expect("write");
         }
-        for name in ["REQUEST-942-B.conf", "REQUEST-901-A.conf", "x.data", "y.conf.example"] {
+        for name in [
+            "REQUEST-942-B.conf",
+            "REQUEST-901-A.conf",
+            "x.data",
+            "y.conf.example",
+        ] {
             fs::write(dir.path().join("rules").join(name), "# x\n").expect("write");
         }
         let order = crs_load_order(dir.path(), Path::new("/m/modsecdefault.conf")).expect("order");
         let names: Vec<String> = order
             .iter()
-            .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+            .map(|p| {
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         assert_eq!(
             names,
@@ -177,16 +208,36 @@ mod tests {
     #[test]
     fn expand_paths_orders_directories_like_the_engine() {
         let dir = tempfile::tempdir().expect("tempdir");
-        for name in ["b.conf", "crs-setup.conf", "modsecdefault.conf", "a.conf", "z.data"] {
+        for name in [
+            "b.conf",
+            "crs-setup.conf",
+            "modsecdefault.conf",
+            "a.conf",
+            "z.data",
+        ] {
             fs::write(dir.path().join(name), "# x\n").expect("write");
         }
         let extra = dir.path().join("a.conf");
         let files = expand_paths(&[dir.path().to_path_buf(), extra]).expect("expand");
         let names: Vec<String> = files
             .iter()
-            .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+            .map(|p| {
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
-        assert_eq!(names, ["modsecdefault.conf", "crs-setup.conf", "a.conf", "b.conf", "a.conf"]);
+        assert_eq!(
+            names,
+            [
+                "modsecdefault.conf",
+                "crs-setup.conf",
+                "a.conf",
+                "b.conf",
+                "a.conf"
+            ]
+        );
     }
 
     #[test]

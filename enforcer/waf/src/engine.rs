@@ -19,6 +19,7 @@ use std::sync::Arc;
 pub use config::{BodyLimitAction, Config};
 pub use transaction::Transaction;
 
+
 use crate::seclang::{self, FileSource, FsSource, MemorySource, ParseError, Span};
 
 /// `SecRuleEngine`: whether disruptive actions are enforced.
@@ -184,6 +185,16 @@ impl Ruleset {
         self.inner.compiled.rule_count
     }
 
+    /// Size facts about the compiled ruleset.
+    pub fn stats(&self) -> RulesetStats {
+        let c = &self.inner.compiled;
+        RulesetStats {
+            rules: c.rule_count,
+            transformation_chains: c.chain_count as usize,
+            prefiltered_rules: c.prefiltered_rules,
+        }
+    }
+
     /// The effective engine configuration.
     pub fn config(&self) -> &Config {
         &self.inner.compiled.config
@@ -193,6 +204,17 @@ impl Ruleset {
     pub fn transaction(&self) -> Transaction {
         Transaction::new(Arc::clone(&self.inner))
     }
+}
+
+/// Size facts about a compiled ruleset (see [`Ruleset::stats`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RulesetStats {
+    /// Rules (a chain counts once).
+    pub rules: usize,
+    /// Distinct transformation chains (each gets one shared prefilter).
+    pub transformation_chains: usize,
+    /// Rules and chain links whose operator is guarded by a literal prefilter.
+    pub prefiltered_rules: usize,
 }
 
 /// What the engine decided to do with the request.
@@ -246,5 +268,7 @@ pub struct MatchedRule {
     pub matched_var_name: String,
     /// MATCHED_VAR (the transformed value that matched).
     pub matched_var: Vec<u8>,
+    /// The operator as written (`@rx ...`, argument cut at 200 bytes), for logs.
+    pub operator: String,
 }
 

@@ -31,5 +31,5 @@ pub mod variables;
 
 pub use engine::{
     CompileError, DisruptiveAction, EngineMode, Intervention, LoadError, MatchedRule, Ruleset,
-    Transaction,
+    RulesetStats, Transaction,
 };

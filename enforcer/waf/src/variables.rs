@@ -155,6 +155,42 @@ variables! {
     Webappid => "WEBAPPID", false;
 }
 
+/// Whether a transaction keeps this variable's values in stable storage for
+/// the rest of the phase (so results computed from them may be cached).
+/// TX, the matched-variable collections, persistent collections and computed
+/// values (sizes, time, duration) change while rules run.
+pub fn has_stable_slot(v: Variable) -> bool {
+    use Variable as V;
+    !matches!(
+        v,
+        V::Tx
+            | V::Ip
+            | V::Session
+            | V::User
+            | V::Global
+            | V::Resource
+            | V::Env
+            | V::Geo
+            | V::Rule
+            | V::MatchedVar
+            | V::MatchedVarName
+            | V::MatchedVars
+            | V::MatchedVarsNames
+            | V::ArgsCombinedSize
+            | V::Duration
+            | V::HighestSeverity
+            | V::Time
+            | V::TimeDay
+            | V::TimeEpoch
+            | V::TimeHour
+            | V::TimeMin
+            | V::TimeMon
+            | V::TimeSec
+            | V::TimeWday
+            | V::TimeYear
+    )
+}
+
 /// A compiled member selector.
 #[derive(Clone, Debug)]
 pub enum KeySelector {

@@ -112,6 +112,14 @@ fn run_all(body: &[u8]) {
             let _ = doc.select(xpath);
         }
     }
+    let (partial, error) = XmlDocument::parse_partial(body, &small_limits());
+    for xpath in ["/*", "//@*", "//*"] {
+        let _ = partial.select(xpath);
+    }
+    assert_eq!(
+        error.is_none(),
+        XmlDocument::parse(body, &small_limits()).is_ok()
+    );
 }
 
 /// Percent-encodes every byte.
@@ -312,6 +320,10 @@ fn regression_inputs() {
         b"<!DOCTYPE a [<!ENTITY x SYSTEM 'http://e/'>]><a>&x;</a>",
         b"%",
         b"%%%=%",
+        b"<r><?xml?></r",
+        b"<r><!DOCTYPE [<x>]",
+        b"<\xc3\xa9 a='\xc3\xa9'>\xc3\xa9&#xD800;&#1114112;&",
+        b"<r a='1' a='2'><b",
     ];
     for body in cases {
         run_all(body);
@@ -337,4 +349,58 @@ fn deep_inputs_fail_cleanly() {
     let with_text = format!("{}x{}", "<a>".repeat(50_000), "</a>".repeat(50_000));
     let doc = XmlDocument::parse(with_text.as_bytes(), &limits).expect("within the limit");
     assert!(doc.select("//a").iter().all(|v| v == b"x"));
+    // Unclosed: the partial tree stops at the depth limit.
+    let unclosed = "<a>y".repeat(100_000);
+    let (partial, error) = XmlDocument::parse_partial(unclosed.as_bytes(), &BodyLimits::default());
+    assert!(error.is_some());
+    assert_eq!(partial.select("//a").len(), 512);
+}
+
+#[test]
+fn pathological_inputs_stay_bounded() {
+    let limits = BodyLimits::default();
+
+    // Many part headers, many folded lines.
+    let mut body = String::from("--XyZ\r\nContent-Disposition: form-data; name=a\r\n");
+    for i in 0..50_000 {
+        body.push_str(&format!("X-{i}: v\r\n"));
+    }
+    body.push_str("X-Fold: start\r\n");
+    body.push_str(&" x\r\n".repeat(100_000));
+    body.push_str("\r\nvalue\r\n--XyZ--\r\n");
+    let m = multipart::parse(CT, body.as_bytes(), &limits);
+    assert!(m.flags.header_folding);
+    assert_eq!(m.error.as_deref(), Some("Multipart: Part header too long."));
+    assert_eq!(m.args, vec![(b"a".to_vec(), b"value".to_vec())]);
+
+    // A boundary made of dashes against lines made of dashes.
+    let ct = format!("multipart/form-data; boundary={}", "-".repeat(200));
+    let dashes = format!("{}\n", "-".repeat(4000)).repeat(250);
+    let _ = multipart::parse(ct.as_bytes(), dashes.as_bytes(), &limits);
+
+    // Long keys at depth with many values: the name budget stops it.
+    let key = "k".repeat(1000);
+    let mut json = String::new();
+    for _ in 0..500 {
+        json.push_str(&format!("{{\"{key}\":"));
+    }
+    json.push('[');
+    json.push_str(&"1,".repeat(20_000));
+    json.push('1');
+    let (args, err) = json::parse_partial(
+        json.as_bytes(),
+        &BodyLimits {
+            max_depth: 1000,
+            max_args: 100_000,
+        },
+    );
+    assert!(err.is_some_and(|e| e.message.contains("budget")));
+    assert!(args.len() < 100);
+
+    // Many urlencoded pieces.
+    let query = "a=1&".repeat(200_000);
+    assert_eq!(
+        urlencoded::parse(query.as_bytes(), b'&').pairs.len(),
+        200_000
+    );
 }

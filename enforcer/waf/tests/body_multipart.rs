@@ -482,8 +482,8 @@ fn cases() -> Vec<Case> {
             body: headers_only(&["Content-Disposition: form-data; name=\"a"]),
             args: &[],
             files: 0,
-            flags: &["invalid_part", "strict"],
-            error: Some("Invalid Content-Disposition header"),
+            flags: &["invalid_part", "invalid_quoting", "strict"],
+            error: Some("Invalid Content-Disposition header (-15)"),
         },
         Case {
             what: "header without colon",
@@ -644,9 +644,7 @@ fn flag_and_error_table() {
             && set_flags(&m) == case.flags
             && match (case.error, &m.error) {
                 (None, None) => true,
-                (Some(want), Some(got)) => {
-                    got.starts_with("Multipart parsing error: Multipart: ") && got.contains(want)
-                }
+                (Some(want), Some(got)) => got.starts_with("Multipart: ") && got.contains(want),
                 _ => false,
             };
         if !ok {
@@ -772,7 +770,10 @@ fn lf_only_body_with_part_content_type() {
         "utf-8\n",
         "------WebKitFormBoundary--\n",
     );
-    let m = mp(b"multipart/form-data; boundary=----WebKitFormBoundary", body);
+    let m = mp(
+        b"multipart/form-data; boundary=----WebKitFormBoundary",
+        body,
+    );
     assert_eq!(m.error, None);
     assert_eq!(
         m.args,
@@ -781,9 +782,15 @@ fn lf_only_body_with_part_content_type() {
     assert_eq!(
         m.part_headers,
         pairs(&[
-            ("username", "Content-Disposition: form-data; name=\"username\""),
+            (
+                "username",
+                "Content-Disposition: form-data; name=\"username\""
+            ),
             ("username", "Content-Type: text/plain; charset=utf-7"),
-            ("_charset_", "Content-Disposition: form-data; name=\"_charset_\""),
+            (
+                "_charset_",
+                "Content-Disposition: form-data; name=\"_charset_\""
+            ),
         ])
     );
     assert_eq!(set_flags(&m), ["lf_line", "strict"]);
@@ -825,7 +832,7 @@ fn control_character_in_part_header_name() {
     let m = mp(b"multipart/form-data; boundary=boundary", body);
     assert_eq!(
         m.error.as_deref(),
-        Some("Multipart parsing error: Multipart: Invalid part header (contains invalid character).")
+        Some("Multipart: Invalid part header (contains invalid character).")
     );
     assert_eq!(m.args, pairs(&[("post", "<?php system('id'); ?>")]));
     assert!(m.files.is_empty());

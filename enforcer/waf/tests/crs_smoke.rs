@@ -31,7 +31,7 @@ fn load_crs(extra: &str) -> Ruleset {
     let rs = Ruleset::load_paths(&refs).unwrap_or_else(|e| {
         panic!("{}", e.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))
     });
-    eprintln!("compiled {} rules in {:?}", rs.rule_count(), start.elapsed());
+    eprintln!("compiled {} rules in {:?}: {:?}", rs.rule_count(), start.elapsed(), rs.stats());
     rs
 }
 

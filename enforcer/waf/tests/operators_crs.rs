@@ -40,7 +40,23 @@ fn crs_operators() -> Vec<CrsOperator> {
     let mut out = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read conf");
-        for (n, line) in text.lines().enumerate() {
+        // Join `\`-continued lines, remembering where each directive starts.
+        let mut directives: Vec<(usize, String)> = Vec::new();
+        let mut pending: Option<(usize, String)> = None;
+        for (n, raw) in text.lines().enumerate() {
+            let (start, mut joined) = pending.take().unwrap_or((n, String::new()));
+            match raw.strip_suffix('\\') {
+                Some(head) => {
+                    joined.push_str(head);
+                    pending = Some((start, joined));
+                }
+                None => {
+                    joined.push_str(raw);
+                    directives.push((start, joined));
+                }
+            }
+        }
+        for (n, line) in &directives {
             let Some(caps) = line_re.captures(line) else {
                 continue;
             };
@@ -57,7 +73,7 @@ fn crs_operators() -> Vec<CrsOperator> {
                 location: format!(
                     "{}:{}",
                     file.file_name().unwrap_or_default().to_string_lossy(),
-                    n + 1
+                    *n + 1
                 ),
                 name,
                 argument,
@@ -79,14 +95,19 @@ fn every_crs_operator_builds() {
         regexes: &cache,
     };
     let ops = crs_operators();
-    assert!(ops.len() > 700, "only {} operators found", ops.len());
+    assert!(ops.len() >= 690, "only {} operators found", ops.len());
     let mut failures = Vec::new();
     for op in &ops {
         if let Err(e) = operators::build(&op.name, &op.argument, &env) {
             failures.push(format!("{}: {e}", op.location));
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     let rx_count = ops.iter().filter(|o| o.name == "rx").count();
     assert!(rx_count >= 300, "only {rx_count} @rx patterns");
     // Memoisation: the cache holds one entry per distinct pattern.
@@ -110,7 +131,8 @@ fn strip_looks(h: &Hir) -> Hir {
         HirKind::Alternation(subs) => Hir::alternation(subs.iter().map(strip_looks).collect()),
         HirKind::Repetition(rep) => Hir::repetition(hir::Repetition {
             min: rep.min,
-            max: rep.max.map(|m| m.min(rep.min.max(3))),
+            // Keep generated inputs small: at most three extra repetitions.
+            max: Some(rep.max.unwrap_or(u32::MAX).min(rep.min.saturating_add(3))),
             greedy: rep.greedy,
             sub: Box::new(strip_looks(&rep.sub)),
         }),
@@ -140,26 +162,24 @@ fn crs_required_literals_never_reject_a_match() {
         patterns += 1;
         let built: Arc<dyn Operator> =
             operators::build("rx", &op.argument, &env).expect("crs pattern builds");
-        let t0 = std::time::Instant::now();
-        let lits_opt = built.required_literals();
-        let t1 = t0.elapsed();
-        if t1.as_millis() > 200 { eprintln!("SLOWLIT {} {:?}", op.location, t1); }
-        let Some(lits) = lits_opt else {
+        let Some(lits) = built.required_literals() else {
             continue;
         };
         with_literals += 1;
         assert!(!lits.literals.is_empty() && lits.literals.iter().all(|l| !l.is_empty()));
         let compiled = cache.get_or_compile(&op.argument).expect("cached");
-        let t0 = std::time::Instant::now();
-        checked_inputs += check_pattern(&op.location, compiled.translated(), compiled.regex(), &lits);
-        if t0.elapsed().as_millis() > 200 { eprintln!("SLOWGEN {} {:?}", op.location, t0.elapsed()); }
+        checked_inputs +=
+            check_pattern(&op.location, compiled.translated(), compiled.regex(), &lits);
     }
     // Most CRS patterns must yield a prefilter, or the engine gains little.
     assert!(
         with_literals * 2 > patterns,
         "only {with_literals} of {patterns} patterns have required literals"
     );
-    assert!(checked_inputs > 1000, "only {checked_inputs} generated inputs matched");
+    assert!(
+        checked_inputs > 1000,
+        "only {checked_inputs} generated inputs matched"
+    );
 }
 
 /// Generates inputs from the pattern; each one the regex matches must
@@ -176,13 +196,14 @@ fn check_pattern(
         .build()
         .parse(translated)
         .expect("translated pattern parses");
-    let strategy = proptest::string::bytes_regex_parsed(&strip_looks(&hir))
-        .expect("generator from HIR");
+    let strategy =
+        proptest::string::bytes_regex_parsed(&strip_looks(&hir)).expect("generator from HIR");
     let config = Config::default();
-    let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(Default::default()));
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::deterministic_rng(Default::default()));
     let noise = proptest::collection::vec(proptest::num::u8::ANY, 0..4);
     let mut checked = 0;
-    for _ in 0..48 {
+    for _ in 0..96 {
         let Ok(core) = strategy.new_tree(&mut runner) else {
             continue;
         };

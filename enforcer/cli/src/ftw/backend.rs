@@ -38,7 +38,9 @@ fn reflect(body: &[u8]) -> HttpResponse {
     };
     let field = |name: &str| {
         spec.get(name).or_else(|| {
-            spec.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+            spec.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
         })
     };
     let status = match field("status") {
@@ -82,7 +84,10 @@ fn reflect(body: &[u8]) -> HttpResponse {
     } else if encoded.is_empty() {
         Vec::new()
     } else {
-        let cleaned: String = encoded.chars().filter(|c| *c != '\n' && *c != '\r').collect();
+        let cleaned: String = encoded
+            .chars()
+            .filter(|c| *c != '\n' && *c != '\r')
+            .collect();
         match base64::engine::general_purpose::STANDARD.decode(cleaned) {
             Ok(bytes) => bytes,
             // Albedo has already sent the status line by then; only the body says so.
@@ -98,12 +103,19 @@ fn finish(status: u16, mut headers: Vec<(String, String)>, body: Vec<u8>) -> Htt
         headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
     };
     if !body.is_empty() && !has(&headers, "Content-Type") {
-        headers.push(("Content-Type".to_string(), sniff_content_type(&body).to_string()));
+        headers.push((
+            "Content-Type".to_string(),
+            sniff_content_type(&body).to_string(),
+        ));
     }
     if !has(&headers, "Content-Length") {
         headers.push(("Content-Length".to_string(), body.len().to_string()));
     }
-    HttpResponse { status, headers, body }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// Go's `textproto.CanonicalMIMEHeaderKey`: names made of token characters
@@ -116,7 +128,11 @@ pub fn canonical_header_name(name: &str) -> String {
     let mut upper = true;
     name.chars()
         .map(|c| {
-            let out = if upper { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() };
+            let out = if upper {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            };
             upper = c == '-';
             out
         })
@@ -148,7 +164,10 @@ pub fn sniff_content_type(body: &[u8]) -> &'static str {
         b"<!--",
     ];
     let trimmed = {
-        let start = data.iter().position(|b| !b"\t\n\x0c\r ".contains(b)).unwrap_or(data.len());
+        let start = data
+            .iter()
+            .position(|b| !b"\t\n\x0c\r ".contains(b))
+            .unwrap_or(data.len());
         &data[start..]
     };
     for tag in html_tags {
@@ -210,7 +229,11 @@ pub fn reason_phrase(status: u16) -> &'static str {
 
 /// The response as text on the wire (what `response_contains` is matched against).
 pub fn render_response(resp: &HttpResponse) -> String {
-    let mut text = format!("HTTP/1.1 {} {}\r\n", resp.status, reason_phrase(resp.status));
+    let mut text = format!(
+        "HTTP/1.1 {} {}\r\n",
+        resp.status,
+        reason_phrase(resp.status)
+    );
     for (name, value) in &resp.headers {
         text.push_str(name);
         text.push_str(": ");
@@ -237,7 +260,10 @@ mod tests {
     }
 
     fn header<'a>(resp: &'a HttpResponse, name: &str) -> Option<&'a str> {
-        resp.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        resp.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     #[test]
@@ -259,7 +285,10 @@ mod tests {
         let resp = respond(&post("/reflect?x=1", r#"{"body":"<?php echo 1; ?>"}"#));
         assert_eq!(resp.status, 200);
         assert_eq!(resp.body, b"<?php echo 1; ?>");
-        assert_eq!(header(&resp, "Content-Type"), Some("text/plain; charset=utf-8"));
+        assert_eq!(
+            header(&resp, "Content-Type"),
+            Some("text/plain; charset=utf-8")
+        );
         assert_eq!(header(&resp, "Content-Length"), Some("16"));
 
         let resp = respond(&post(
@@ -280,10 +309,18 @@ mod tests {
         let cases = [
             ("not json", 400, "Invalid JSON in request body"),
             (r#"{"status":"x"}"#, 400, "Invalid JSON in request body"),
-            (r#"{"headers":{"a":1}}"#, 400, "Invalid JSON in request body"),
+            (
+                r#"{"headers":{"a":1}}"#,
+                400,
+                "Invalid JSON in request body",
+            ),
             (r#"{"status":99}"#, 400, "Invalid status code: 99"),
             (r#"{"status":600}"#, 400, "Invalid status code: 600"),
-            (r#"{"status":201,"encodedBody":"@@"}"#, 201, "invalid base64 encoding of response body"),
+            (
+                r#"{"status":201,"encodedBody":"@@"}"#,
+                201,
+                "invalid base64 encoding of response body",
+            ),
         ];
         for (body, status, text) in cases {
             let resp = respond(&post("/reflect", body));
@@ -327,6 +364,9 @@ mod tests {
             headers: vec![("A".into(), "b".into())],
             body: b"no".to_vec(),
         };
-        assert_eq!(render_response(&resp), "HTTP/1.1 403 Forbidden\r\nA: b\r\n\r\nno");
+        assert_eq!(
+            render_response(&resp),
+            "HTTP/1.1 403 Forbidden\r\nA: b\r\n\r\nno"
+        );
     }
 }

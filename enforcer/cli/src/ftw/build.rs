@@ -63,9 +63,9 @@ pub fn build_request(input: &Input) -> Result<Vec<u8>, BuildError> {
         if !has_header(&headers, "Content-Type") {
             headers.push(("Content-Type".to_string(), FORM_URLENCODED.to_string()));
         }
-        let is_form = headers
-            .iter()
-            .any(|(n, v)| n.eq_ignore_ascii_case("Content-Type") && v.eq_ignore_ascii_case(FORM_URLENCODED));
+        let is_form = headers.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("Content-Type") && v.eq_ignore_ascii_case(FORM_URLENCODED)
+        });
         if is_form && !data.contains(&b'%') && !data.contains(&b'+') {
             data = encode_form(&data);
         }
@@ -124,7 +124,10 @@ fn decode_base64(field: &'static str, text: &str) -> Result<Vec<u8>, BuildError>
     let cleaned: String = text.chars().filter(|c| *c != '\n' && *c != '\r').collect();
     base64::engine::general_purpose::STANDARD
         .decode(cleaned)
-        .map_err(|e| BuildError::Base64 { field, message: e.to_string() })
+        .map_err(|e| BuildError::Base64 {
+            field,
+            message: e.to_string(),
+        })
 }
 
 fn has_header(headers: &[(String, String)], name: &str) -> bool {
@@ -199,7 +202,10 @@ mod tests {
         Input {
             method: method.into(),
             uri: "/p".into(),
-            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
             data: data.map(str::to_string),
             ..Input::default()
         }
@@ -212,13 +218,19 @@ mod tests {
     #[test]
     fn get_gets_connection_close_only() {
         let raw = build_request(&input("GET", &[("Host", "h")], None)).expect("build");
-        assert_eq!(text(&raw), "GET /p HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+        assert_eq!(
+            text(&raw),
+            "GET /p HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+        );
     }
 
     #[test]
     fn post_without_body_gets_zero_length() {
         let raw = build_request(&input("POST", &[], None)).expect("build");
-        assert_eq!(text(&raw), "POST /p HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            text(&raw),
+            "POST /p HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        );
     }
 
     #[test]
@@ -243,7 +255,10 @@ mod tests {
         let headers = [("Content-Type", "application/json")];
         let raw = build_request(&input("POST", &headers, Some("{\"a\": 1}"))).expect("build");
         assert!(text(&raw).ends_with("Content-Length: 8\r\n\r\n{\"a\": 1}"));
-        let headers = [("content-type", "application/x-www-form-urlencoded; charset=utf-8")];
+        let headers = [(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )];
         let raw = build_request(&input("POST", &headers, Some("a=b c"))).expect("build");
         assert!(text(&raw).ends_with("\r\n\r\na=b c"));
     }
@@ -253,12 +268,19 @@ mod tests {
         let mut i = input("POST", &[("Content-Length", "3")], Some("a b"));
         i.autocomplete_headers = false;
         let raw = build_request(&i).expect("build");
-        assert_eq!(text(&raw), "POST /p HTTP/1.1\r\nContent-Length: 3\r\n\r\na b");
+        assert_eq!(
+            text(&raw),
+            "POST /p HTTP/1.1\r\nContent-Length: 3\r\n\r\na b"
+        );
     }
 
     #[test]
     fn multipart_gets_crlf_even_without_autocomplete() {
-        let mut i = input("POST", &[("Content-Type", "multipart/form-data; boundary=x")], Some("--x\nA\r\n--x--\n"));
+        let mut i = input(
+            "POST",
+            &[("Content-Type", "multipart/form-data; boundary=x")],
+            Some("--x\nA\r\n--x--\n"),
+        );
         i.autocomplete_headers = false;
         let raw = build_request(&i).expect("build");
         assert!(text(&raw).ends_with("\r\n\r\n--x\r\nA\r\r\n--x--\r\n"));
@@ -292,21 +314,33 @@ mod tests {
 
     #[test]
     fn encoded_request_and_data() {
-        let mut i = Input { encoded_request: Some("R0VU\nIC8=".into()), ..Input::default() };
+        let mut i = Input {
+            encoded_request: Some("R0VU\nIC8=".into()),
+            ..Input::default()
+        };
         assert_eq!(build_request(&i).expect("decode"), b"GET /");
         i.data = Some("x".into());
         assert_eq!(build_request(&i), Err(BuildError::DataAndEncodedRequest));
-        let bad = Input { encoded_request: Some("@@".into()), ..Input::default() };
-        assert!(matches!(build_request(&bad), Err(BuildError::Base64 { .. })));
+        let bad = Input {
+            encoded_request: Some("@@".into()),
+            ..Input::default()
+        };
+        assert!(matches!(
+            build_request(&bad),
+            Err(BuildError::Base64 { .. })
+        ));
         let mut enc = input("POST", &[("Content-Type", "text/plain")], None);
         enc.encoded_data = Some("AAE=".into());
-        assert!(build_request(&enc).expect("build").ends_with(b"\r\n\r\n\x00\x01"));
+        assert!(build_request(&enc)
+            .expect("build")
+            .ends_with(b"\r\n\r\n\x00\x01"));
     }
 
     #[test]
     fn data_templates_expand() {
         let headers = [("Content-Type", "text/plain")];
-        let raw = build_request(&input("POST", &headers, Some("{{ \"ab\" | repeat 3 }}"))).expect("b");
+        let raw =
+            build_request(&input("POST", &headers, Some("{{ \"ab\" | repeat 3 }}"))).expect("b");
         assert!(text(&raw).ends_with("Content-Length: 6\r\n\r\nababab"));
         let err = build_request(&input("POST", &headers, Some("{{ .X }}"))).expect_err("bad");
         assert!(matches!(err, BuildError::Template(_)));

@@ -49,7 +49,10 @@ pub fn check(expected: &Output, result: &StageResult) -> Vec<String> {
         }
     };
     if !expected.status.is_empty() && !expected.status.contains(&status) {
-        problems.push(format!("status: expected {}, got {status}", list(&expected.status)));
+        problems.push(format!(
+            "status: expected {}, got {status}",
+            list(&expected.status)
+        ));
     }
     if let Some(pattern) = &expected.response_contains {
         match Regex::new(pattern) {
@@ -76,13 +79,21 @@ pub fn check(expected: &Output, result: &StageResult) -> Vec<String> {
             Err(e) => problems.push(format!("invalid no_match_regex: {e}")),
         }
     }
-    let missing: Vec<u64> =
-        log.expect_ids.iter().copied().filter(|id| !result.logged_ids.contains(id)).collect();
+    let missing: Vec<u64> = log
+        .expect_ids
+        .iter()
+        .copied()
+        .filter(|id| !result.logged_ids.contains(id))
+        .collect();
     if !missing.is_empty() {
         problems.push(format!("missing expected ids {}", list(&missing)));
     }
-    let unwanted: Vec<u64> =
-        log.no_expect_ids.iter().copied().filter(|id| result.logged_ids.contains(id)).collect();
+    let unwanted: Vec<u64> = log
+        .no_expect_ids
+        .iter()
+        .copied()
+        .filter(|id| result.logged_ids.contains(id))
+        .collect();
     if !unwanted.is_empty() {
         problems.push(format!("unexpected ids {}", list(&unwanted)));
     }
@@ -121,7 +132,10 @@ mod tests {
     fn result(status: u16, ids: &[u64]) -> StageResult {
         StageResult {
             response: Ok((status, format!("HTTP/1.1 {status} X\r\n\r\nhello"))),
-            log_lines: ids.iter().map(|id| format!("ModSecurity: Warning. [id \"{id}\"] [msg \"m{id}\"]")).collect(),
+            log_lines: ids
+                .iter()
+                .map(|id| format!("ModSecurity: Warning. [id \"{id}\"] [msg \"m{id}\"]"))
+                .collect(),
             logged_ids: ids.to_vec(),
         }
     }
@@ -139,16 +153,56 @@ mod tests {
             (output(|o| o.status = vec![200]), result(200, &[1]), 0),
             (output(|o| o.status = vec![400]), result(200, &[]), 1),
             (output(|o| o.status = vec![400, 200]), result(200, &[]), 0),
-            (output(|o| o.log.expect_ids = vec![1, 2]), result(200, &[1, 2, 3]), 0),
-            (output(|o| o.log.expect_ids = vec![1, 2]), result(200, &[1]), 1),
-            (output(|o| o.log.no_expect_ids = vec![3]), result(200, &[1, 3]), 1),
-            (output(|o| o.log.match_regex = Some("m2\"".into())), result(200, &[2]), 0),
-            (output(|o| o.log.match_regex = Some("m9".into())), result(200, &[2]), 1),
-            (output(|o| o.log.no_match_regex = Some(r#"\[id "\d+"\]"#.into())), result(200, &[]), 0),
-            (output(|o| o.log.no_match_regex = Some(r#"\[id "\d+"\]"#.into())), result(200, &[4]), 1),
-            (output(|o| o.response_contains = Some("hel+o".into())), result(200, &[]), 0),
-            (output(|o| o.response_contains = Some("bye".into())), result(200, &[]), 1),
-            (output(|o| o.response_contains = Some("(".into())), result(200, &[]), 1),
+            (
+                output(|o| o.log.expect_ids = vec![1, 2]),
+                result(200, &[1, 2, 3]),
+                0,
+            ),
+            (
+                output(|o| o.log.expect_ids = vec![1, 2]),
+                result(200, &[1]),
+                1,
+            ),
+            (
+                output(|o| o.log.no_expect_ids = vec![3]),
+                result(200, &[1, 3]),
+                1,
+            ),
+            (
+                output(|o| o.log.match_regex = Some("m2\"".into())),
+                result(200, &[2]),
+                0,
+            ),
+            (
+                output(|o| o.log.match_regex = Some("m9".into())),
+                result(200, &[2]),
+                1,
+            ),
+            (
+                output(|o| o.log.no_match_regex = Some(r#"\[id "\d+"\]"#.into())),
+                result(200, &[]),
+                0,
+            ),
+            (
+                output(|o| o.log.no_match_regex = Some(r#"\[id "\d+"\]"#.into())),
+                result(200, &[4]),
+                1,
+            ),
+            (
+                output(|o| o.response_contains = Some("hel+o".into())),
+                result(200, &[]),
+                0,
+            ),
+            (
+                output(|o| o.response_contains = Some("bye".into())),
+                result(200, &[]),
+                1,
+            ),
+            (
+                output(|o| o.response_contains = Some("(".into())),
+                result(200, &[]),
+                1,
+            ),
             (
                 output(|o| {
                     o.isolated = true;
@@ -160,7 +214,11 @@ mod tests {
             (
                 output(|o| {
                     o.status = vec![403];
-                    o.log = LogExpect { expect_ids: vec![9], no_expect_ids: vec![1], ..LogExpect::default() };
+                    o.log = LogExpect {
+                        expect_ids: vec![9],
+                        no_expect_ids: vec![1],
+                        ..LogExpect::default()
+                    };
                 }),
                 result(200, &[1]),
                 3,
@@ -174,12 +232,18 @@ mod tests {
 
     #[test]
     fn errors() {
-        let broken = StageResult { response: Err("eof".into()), ..StageResult::default() };
+        let broken = StageResult {
+            response: Err("eof".into()),
+            ..StageResult::default()
+        };
         let want_error = output(|o| {
             o.expect_error = Some(true);
             o.log.expect_ids = vec![77];
         });
-        assert!(check(&want_error, &broken).is_empty(), "log is not checked when an error is expected");
+        assert!(
+            check(&want_error, &broken).is_empty(),
+            "log is not checked when an error is expected"
+        );
         assert_eq!(check(&want_error, &result(200, &[])).len(), 1);
         assert_eq!(check(&Output::default(), &broken).len(), 1);
     }

@@ -7,7 +7,7 @@
 //! line in the shape ModSecurity v2 writes:
 //!
 //! ```text
-//! ModSecurity: Warning. Matched at ARGS:x. [file "f.conf"] [line "7"] [id "942100"]
+//! ModSecurity: Warning. Matched "@rx …" at ARGS:x. [file "f.conf"] [line "7"] [id "942100"]
 //!   [msg "…"] [data "…"] [severity "CRITICAL"] [tag "…"] [hostname "localhost"]
 //!   [uri "/"] [unique_id "…"]
 //! ```
@@ -73,12 +73,27 @@ pub fn render_line(rule: &MatchedRule, status: Option<u16>, ctx: &LogContext) ->
     let mut line = String::from("ModSecurity: ");
     match (rule.disruptive, status) {
         (true, Some(code)) => {
-            let _ = write!(line, "Access denied with code {code} (phase {}).", rule.phase);
+            let _ = write!(
+                line,
+                "Access denied with code {code} (phase {}).",
+                rule.phase
+            );
         }
         _ => line.push_str("Warning."),
     }
-    if !rule.matched_var_name.is_empty() {
-        let _ = write!(line, " Matched at {}.", escape(&rule.matched_var_name));
+    match (rule.operator.is_empty(), rule.matched_var_name.is_empty()) {
+        (false, false) => {
+            let _ = write!(
+                line,
+                " Matched \"{}\" at {}.",
+                escape(&rule.operator),
+                escape(&rule.matched_var_name)
+            );
+        }
+        (true, false) => {
+            let _ = write!(line, " Matched at {}.", escape(&rule.matched_var_name));
+        }
+        (_, true) => {}
     }
     let _ = write!(
         line,
@@ -112,7 +127,10 @@ pub fn render_line(rule: &MatchedRule, status: Option<u16>, ctx: &LogContext) ->
 /// The log lines of a transaction, in match order. `status` is the status of
 /// the intervention, if one took effect.
 pub fn render(rules: &[MatchedRule], status: Option<u16>, ctx: &LogContext) -> Vec<String> {
-    rules.iter().filter_map(|r| render_line(r, status, ctx)).collect()
+    rules
+        .iter()
+        .filter_map(|r| render_line(r, status, ctx))
+        .collect()
 }
 
 /// Rule ids in `lines`, read the way go-ftw reads them (`[id "N"]`), sorted
@@ -152,16 +170,24 @@ mod tests {
             data: "Matched Data: a\\b found within ARGS:x: \u{e9}\n".into(),
             severity: Some(2),
             tags: vec!["OWASP_CRS".into()],
-            span: Span { file: Arc::from("rules/x.conf"), line: 12 },
+            span: Span {
+                file: Arc::from("rules/x.conf"),
+                line: 12,
+            },
             log,
             disruptive: false,
             matched_var_name: "ARGS:x".into(),
             matched_var: b"a".to_vec(),
+            operator: "@rx a".into(),
         }
     }
 
     fn ctx() -> LogContext {
-        LogContext { hostname: "localhost".into(), uri: "/?x=1".into(), unique_id: "u1".into() }
+        LogContext {
+            hostname: "localhost".into(),
+            uri: "/?x=1".into(),
+            unique_id: "u1".into(),
+        }
     }
 
     #[test]
@@ -169,7 +195,7 @@ mod tests {
         let line = render_line(&rule(942100, true), None, &ctx()).expect("logged");
         assert_eq!(
             line,
-            "ModSecurity: Warning. Matched at ARGS:x. [file \"rules/x.conf\"] [line \"12\"] \
+            "ModSecurity: Warning. Matched \"@rx a\" at ARGS:x. [file \"rules/x.conf\"] [line \"12\"] \
              [id \"942100\"] [msg \"Found \\\"x\\\"\"] \
              [data \"Matched Data: a\\\\b found within ARGS:x: \\xc3\\xa9\\x0a\"] \
              [severity \"CRITICAL\"] [tag \"OWASP_CRS\"] [hostname \"localhost\"] \
@@ -183,7 +209,10 @@ mod tests {
         let mut deny = rule(949110, true);
         deny.disruptive = true;
         let line = render_line(&deny, Some(403), &ctx()).expect("logged");
-        assert!(line.starts_with("ModSecurity: Access denied with code 403 (phase 2)."), "{line}");
+        assert!(
+            line.starts_with("ModSecurity: Access denied with code 403 (phase 2)."),
+            "{line}"
+        );
         let lines = render(&[rule(2, true), rule(3, false)], None, &ctx());
         assert_eq!(lines.len(), 1);
     }
@@ -205,7 +234,17 @@ mod tests {
         let names: Vec<&str> = (0..9).map(severity_name).collect();
         assert_eq!(
             names,
-            ["EMERGENCY", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG", "DEBUG"]
+            [
+                "EMERGENCY",
+                "ALERT",
+                "CRITICAL",
+                "ERROR",
+                "WARNING",
+                "NOTICE",
+                "INFO",
+                "DEBUG",
+                "DEBUG"
+            ]
         );
     }
 }

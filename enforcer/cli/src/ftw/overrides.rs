@@ -103,8 +103,11 @@ pub enum Verdict<'a> {
 impl Overrides {
     /// Parses overrides YAML.
     pub fn parse(path: &Path, text: &str) -> Result<Overrides, OverridesError> {
-        let mut overrides: Overrides = serde_yaml::from_str(text)
-            .map_err(|source| OverridesError::Yaml { path: path.to_path_buf(), source })?;
+        let mut overrides: Overrides =
+            serde_yaml::from_str(text).map_err(|source| OverridesError::Yaml {
+                path: path.to_path_buf(),
+                source,
+            })?;
         for o in &mut overrides.test_overrides {
             if let Some(output) = &mut o.output {
                 output.normalise_deprecated();
@@ -115,15 +118,20 @@ impl Overrides {
 
     /// Reads an overrides file.
     pub fn load(path: &Path) -> Result<Overrides, OverridesError> {
-        let text = fs::read_to_string(path)
-            .map_err(|source| OverridesError::Io { path: path.to_path_buf(), source })?;
+        let text = fs::read_to_string(path).map_err(|source| OverridesError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Overrides::parse(path, &text)
     }
 
     /// What applies to test `test_id` of rule `rule_id`.
     pub fn verdict(&self, rule_id: u64, test_id: u64) -> Verdict<'_> {
-        let matching: Vec<&TestOverride> =
-            self.test_overrides.iter().filter(|o| o.applies_to(rule_id, test_id)).collect();
+        let matching: Vec<&TestOverride> = self
+            .test_overrides
+            .iter()
+            .filter(|o| o.applies_to(rule_id, test_id))
+            .collect();
         if let Some(ignored) = matching.iter().find(|o| o.output.is_none()) {
             return Verdict::Ignored(&ignored.reason);
         }
@@ -137,7 +145,10 @@ impl Overrides {
     /// Number of test cases the overrides touch, counted over `cases`
     /// (`(rule_id, test_id)` pairs).
     pub fn count_touched(&self, cases: impl IntoIterator<Item = (u64, u64)>) -> usize {
-        cases.into_iter().filter(|(r, t)| !matches!(self.verdict(*r, *t), Verdict::None)).count()
+        cases
+            .into_iter()
+            .filter(|(r, t)| !matches!(self.verdict(*r, *t), Verdict::None))
+            .count()
     }
 }
 
@@ -181,9 +192,18 @@ test_overrides:
         let o = overrides();
         assert_eq!(o.meta.engine, "palisade");
         assert_eq!(o.test_overrides.len(), 4);
-        assert_eq!(o.test_overrides[0].output.as_ref().map(|o| o.status.clone()), Some(vec![404]));
+        assert_eq!(
+            o.test_overrides[0]
+                .output
+                .as_ref()
+                .map(|o| o.status.clone()),
+            Some(vec![404])
+        );
         assert!(o.test_overrides[2].output.is_none());
-        let mapped = o.test_overrides[3].output.as_ref().and_then(|o| o.log.match_regex.clone());
+        let mapped = o.test_overrides[3]
+            .output
+            .as_ref()
+            .and_then(|o| o.log.match_regex.clone());
         assert_eq!(mapped.as_deref(), Some("x"));
     }
 
@@ -205,7 +225,13 @@ test_overrides:
     fn coraza_style_file_parses() {
         let text = "version: v0\nmeta: {engine: coraza, platform: go, annotations: [{purpose: x}]}\ntest_overrides:\n  - rule_id: 1\n    test_ids: [2]\n    reason: r\n    retry_once: true\n    output: {status: 200, log: {no_expect_ids: [1]}}\n";
         let o = Overrides::parse(Path::new("c.yaml"), text).expect("parses");
-        assert_eq!(o.test_overrides[0].output.as_ref().map(|x| x.log.no_expect_ids.clone()), Some(vec![1]));
+        assert_eq!(
+            o.test_overrides[0]
+                .output
+                .as_ref()
+                .map(|x| x.log.no_expect_ids.clone()),
+            Some(vec![1])
+        );
     }
 
     #[test]
@@ -224,7 +250,10 @@ test_overrides:
             .iter()
             .map(|t| t.test_ids.len().max(1))
             .sum();
-        assert!(touched <= 10, "at most 10 documented exclusions, found {touched}");
+        assert!(
+            touched <= 10,
+            "at most 10 documented exclusions, found {touched}"
+        );
         assert!(o.test_overrides.iter().all(|t| !t.reason.trim().is_empty()));
     }
 }

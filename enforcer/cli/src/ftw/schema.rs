@@ -273,7 +273,11 @@ fn scalar(value: &Value) -> Option<String> {
     }
 }
 
-fn scalar_field(path: &Path, field: &str, value: &Option<Value>) -> Result<Option<String>, SchemaError> {
+fn scalar_field(
+    path: &Path,
+    field: &str,
+    value: &Option<Value>,
+) -> Result<Option<String>, SchemaError> {
     match value {
         None => Ok(None),
         Some(v) => scalar(v).map(Some).ok_or_else(|| SchemaError::Invalid {
@@ -302,10 +306,12 @@ impl RawInput {
                 let mut headers = map
                     .iter()
                     .map(|(k, v)| {
-                        scalar(k).zip(scalar(v)).ok_or_else(|| SchemaError::Invalid {
-                            path: path.to_path_buf(),
-                            message: "header names and values must be scalars".into(),
-                        })
+                        scalar(k)
+                            .zip(scalar(v))
+                            .ok_or_else(|| SchemaError::Invalid {
+                                path: path.to_path_buf(),
+                                message: "header names and values must be scalars".into(),
+                            })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 // go-ftw turns the map into a list sorted by name (Go string order).
@@ -341,20 +347,31 @@ impl RawInput {
 fn rule_id_from_name(path: &Path) -> Option<u64> {
     let name = path.file_name()?.to_str()?;
     let start = name.find(|c: char| c.is_ascii_digit())?;
-    let digits: String = name[start..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = name[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
 /// Parses one test file's text. An empty document yields `Ok(None)`.
 pub fn parse_test_file(path: &Path, text: &str) -> Result<Option<TestFile>, SchemaError> {
-    let value: Value = serde_yaml::from_str(text)
-        .map_err(|source| SchemaError::Yaml { path: path.to_path_buf(), source })?;
+    let value: Value = serde_yaml::from_str(text).map_err(|source| SchemaError::Yaml {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if value.is_null() {
         return Ok(None);
     }
-    let raw: RawFile = serde_yaml::from_value(value)
-        .map_err(|source| SchemaError::Yaml { path: path.to_path_buf(), source })?;
-    let rule_id = match raw.rule_id.filter(|id| *id > 0).or_else(|| rule_id_from_name(path)) {
+    let raw: RawFile = serde_yaml::from_value(value).map_err(|source| SchemaError::Yaml {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let rule_id = match raw
+        .rule_id
+        .filter(|id| *id > 0)
+        .or_else(|| rule_id_from_name(path))
+    {
         Some(id) => id,
         None => {
             return Err(SchemaError::Invalid {
@@ -366,7 +383,11 @@ pub fn parse_test_file(path: &Path, text: &str) -> Result<Option<TestFile>, Sche
     let mut tests = Vec::with_capacity(raw.tests.len());
     for (index, test) in raw.tests.into_iter().enumerate() {
         let position = index as u64 + 1;
-        let test_id = test.test_id.or(test.id).filter(|id| *id > 0).unwrap_or(position);
+        let test_id = test
+            .test_id
+            .or(test.id)
+            .filter(|id| *id > 0)
+            .unwrap_or(position);
         if test.payload.is_some() && test.stages.is_empty() {
             return Err(SchemaError::Invalid {
                 path: path.to_path_buf(),
@@ -375,7 +396,11 @@ pub fn parse_test_file(path: &Path, text: &str) -> Result<Option<TestFile>, Sche
                 ),
             });
         }
-        let desc = test.desc.or(test.description).or(test.test_title).unwrap_or_default();
+        let desc = test
+            .desc
+            .or(test.description)
+            .or(test.test_title)
+            .unwrap_or_default();
         let mut stages = Vec::with_capacity(test.stages.len());
         for stage in test.stages {
             let stage = match stage.stage {
@@ -384,17 +409,31 @@ pub fn parse_test_file(path: &Path, text: &str) -> Result<Option<TestFile>, Sche
             };
             let mut output = stage.output;
             output.normalise_deprecated();
-            stages.push(Stage { input: stage.input.into_input(path)?, output });
+            stages.push(Stage {
+                input: stage.input.into_input(path)?,
+                output,
+            });
         }
-        tests.push(TestCase { rule_id, test_id, desc, stages });
+        tests.push(TestCase {
+            rule_id,
+            test_id,
+            desc,
+            stages,
+        });
     }
-    Ok(Some(TestFile { path: path.to_path_buf(), rule_id, tests }))
+    Ok(Some(TestFile {
+        path: path.to_path_buf(),
+        rule_id,
+        tests,
+    }))
 }
 
 /// Reads one test file. An empty file yields `Ok(None)`.
 pub fn load_test_file(path: &Path) -> Result<Option<TestFile>, SchemaError> {
-    let text = fs::read_to_string(path)
-        .map_err(|source| SchemaError::Io { path: path.to_path_buf(), source })?;
+    let text = fs::read_to_string(path).map_err(|source| SchemaError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_test_file(path, &text)
 }
 
@@ -403,14 +442,20 @@ pub fn find_test_files(dir: &Path) -> Result<Vec<PathBuf>, SchemaError> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(current) = pending.pop() {
-        let entries = fs::read_dir(&current)
-            .map_err(|source| SchemaError::Io { path: current.clone(), source })?;
+        let entries = fs::read_dir(&current).map_err(|source| SchemaError::Io {
+            path: current.clone(),
+            source,
+        })?;
         for entry in entries {
-            let entry = entry.map_err(|source| SchemaError::Io { path: current.clone(), source })?;
+            let entry = entry.map_err(|source| SchemaError::Io {
+                path: current.clone(),
+                source,
+            })?;
             let path = entry.path();
-            let file_type = entry
-                .file_type()
-                .map_err(|source| SchemaError::Io { path: path.clone(), source })?;
+            let file_type = entry.file_type().map_err(|source| SchemaError::Io {
+                path: path.clone(),
+                source,
+            })?;
             if file_type.is_dir() {
                 pending.push(path);
             } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
@@ -438,12 +483,15 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> TestFile {
-        parse_test_file(Path::new("920100.yaml"), text).expect("parses").expect("not empty")
+        parse_test_file(Path::new("920100.yaml"), text)
+            .expect("parses")
+            .expect("not empty")
     }
 
     #[test]
     fn defaults_follow_go_ftw() {
-        let file = parse("rule_id: 5\ntests:\n  - stages:\n      - input: {}\n        output: {}\n");
+        let file =
+            parse("rule_id: 5\ntests:\n  - stages:\n      - input: {}\n        output: {}\n");
         let input = &file.tests[0].stages[0].input;
         assert_eq!(file.tests[0].test_id, 1);
         assert_eq!(input.method, "GET");
@@ -475,13 +523,21 @@ mod tests {
         let headers = &file.tests[0].stages[0].input.headers;
         assert_eq!(
             headers,
-            &vec![("Z".into(), "z".into()), ("B".into(), "b".into()), ("Z".into(), "y".into())]
+            &vec![
+                ("Z".into(), "z".into()),
+                ("B".into(), "b".into()),
+                ("Z".into(), "y".into())
+            ]
         );
     }
 
     #[test]
     fn status_forms() {
-        let cases = [("status: 403", vec![403]), ("status: [200, 404]", vec![200, 404]), ("{}", vec![])];
+        let cases = [
+            ("status: 403", vec![403]),
+            ("status: [200, 404]", vec![200, 404]),
+            ("{}", vec![]),
+        ];
         for (yaml, want) in cases {
             let output: Output = serde_yaml::from_str(yaml).expect(yaml);
             assert_eq!(output.status, want, "{yaml}");
@@ -515,12 +571,19 @@ mod tests {
 
     #[test]
     fn empty_file_is_none_and_bad_files_are_errors() {
-        assert!(parse_test_file(Path::new("1.yaml"), "").expect("ok").is_none());
-        assert!(parse_test_file(Path::new("1.yaml"), "---\n").expect("ok").is_none());
+        assert!(parse_test_file(Path::new("1.yaml"), "")
+            .expect("ok")
+            .is_none());
+        assert!(parse_test_file(Path::new("1.yaml"), "---\n")
+            .expect("ok")
+            .is_none());
         let bad = [
             ("x.yaml", "tests: []\n"),
             ("1.yaml", "tests: 5\n"),
-            ("1.yaml", "tests:\n  - stages:\n      - input:\n          uri: [1]\n"),
+            (
+                "1.yaml",
+                "tests:\n  - stages:\n      - input:\n          uri: [1]\n",
+            ),
             ("1.yaml", "tests:\n  - payload: x\n"),
             ("1.yaml", ": :\n  - ["),
         ];

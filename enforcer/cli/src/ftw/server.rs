@@ -87,7 +87,10 @@ impl ParsedRequest {
 }
 
 fn reject(status: u16, reason: impl Into<String>) -> ServerOutcome {
-    ServerOutcome::Rejected { status, reason: reason.into() }
+    ServerOutcome::Rejected {
+        status,
+        reason: reason.into(),
+    }
 }
 
 /// Whether `b` is an RFC 9110 token character.
@@ -108,7 +111,7 @@ pub fn receive(raw: &[u8]) -> ServerOutcome {
     let mut rest = raw;
     let request_line = loop {
         match next_line(rest) {
-            Some((line, after)) if line.is_empty() => rest = after,
+            Some(([], after)) => rest = after,
             Some((line, after)) => {
                 rest = after;
                 break line;
@@ -163,16 +166,25 @@ pub fn receive(raw: &[u8]) -> ServerOutcome {
         };
         let name = &line[..colon];
         if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-            return reject(400, format!("invalid header name {:?}", String::from_utf8_lossy(name)));
+            return reject(
+                400,
+                format!("invalid header name {:?}", String::from_utf8_lossy(name)),
+            );
         }
         let value = trim_ows(&line[colon + 1..]);
         if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
             return reject(
                 400,
-                format!("control character in header {}", String::from_utf8_lossy(name)),
+                format!(
+                    "control character in header {}",
+                    String::from_utf8_lossy(name)
+                ),
             );
         }
-        match headers.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match headers
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some((_, existing)) => {
                 existing.extend_from_slice(b", ");
                 existing.extend_from_slice(value);
@@ -182,21 +194,30 @@ pub fn receive(raw: &[u8]) -> ServerOutcome {
     }
 
     let find = |headers: &[(Vec<u8>, Vec<u8>)], name: &str| {
-        headers.iter().position(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+        headers
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
     };
     match find(&headers, "Host").map(|i| headers[i].1.as_slice()) {
         None | Some(b"") if minor_one_or_more => {
             return reject(400, "HTTP/1.1 request without a host name")
         }
         Some(host) if !host.is_empty() && !valid_host(host) => {
-            return reject(400, format!("invalid Host {:?}", String::from_utf8_lossy(host)))
+            return reject(
+                400,
+                format!("invalid Host {:?}", String::from_utf8_lossy(host)),
+            )
         }
         _ => {}
     }
 
     let body = if let Some(te) = find(&headers, "Transfer-Encoding") {
         let coding = headers[te].1.to_ascii_lowercase();
-        let last = coding.rsplit(|&b| b == b',').next().map(trim_ows).unwrap_or_default();
+        let last = coding
+            .rsplit(|&b| b == b',')
+            .next()
+            .map(trim_ows)
+            .unwrap_or_default();
         if last != b"chunked" {
             return reject(501, "unsupported transfer coding");
         }
@@ -215,10 +236,15 @@ pub fn receive(raw: &[u8]) -> ServerOutcome {
         if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
             return reject(
                 400,
-                format!("invalid Content-Length {:?}", String::from_utf8_lossy(value)),
+                format!(
+                    "invalid Content-Length {:?}",
+                    String::from_utf8_lossy(value)
+                ),
             );
         }
-        let Some(length) = std::str::from_utf8(value).ok().and_then(|s| s.parse::<usize>().ok())
+        let Some(length) = std::str::from_utf8(value)
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
         else {
             return reject(413, "Content-Length too large");
         };
@@ -244,8 +270,14 @@ pub fn receive(raw: &[u8]) -> ServerOutcome {
 }
 
 fn trim_ows(value: &[u8]) -> &[u8] {
-    let start = value.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(value.len());
-    let end = value.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(start, |i| i + 1);
+    let start = value
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |i| i + 1);
     &value[start..end]
 }
 
@@ -263,7 +295,11 @@ fn check_target(method: &str, uri: &str) -> Result<(), String> {
     if method == "CONNECT" {
         let port = uri.rsplit_once(':').map(|(_, p)| p).unwrap_or("");
         let numeric = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
-        return if numeric { Ok(()) } else { Err("CONNECT target without a port".into()) };
+        return if numeric {
+            Ok(())
+        } else {
+            Err("CONNECT target without a port".into())
+        };
     }
     if uri.starts_with('/') || uri == "*" || is_absolute(uri) {
         return Ok(());
@@ -306,7 +342,11 @@ fn valid_host(host: &[u8]) -> bool {
             return false;
         };
         let inside = &host[1..close];
-        if inside.is_empty() || !inside.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if inside.is_empty()
+            || !inside
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return false;
         }
         (&host[..=close], &host[close + 1..])
@@ -318,7 +358,9 @@ fn valid_host(host: &[u8]) -> bool {
     };
     let name_ok = name.first() == Some(&b'[')
         || (!name.is_empty()
-            && name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'));
+            && name
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'));
     let port_ok = port.is_empty()
         || (port[0] == b':' && port.len() > 1 && port[1..].iter().all(u8::is_ascii_digit));
     name_ok && port_ok
@@ -333,8 +375,15 @@ fn dechunk(mut input: &[u8]) -> Result<Vec<u8>, Dechunk> {
     let mut body = Vec::new();
     loop {
         let (line, after) = next_line(input).ok_or(Dechunk::Incomplete)?;
-        let size_text = line.split(|&b| b == b';').next().map(trim_ows).unwrap_or_default();
-        if size_text.is_empty() || size_text.len() > 15 || !size_text.iter().all(u8::is_ascii_hexdigit) {
+        let size_text = line
+            .split(|&b| b == b';')
+            .next()
+            .map(trim_ows)
+            .unwrap_or_default();
+        if size_text.is_empty()
+            || size_text.len() > 15
+            || !size_text.iter().all(u8::is_ascii_hexdigit)
+        {
             return Err(Dechunk::Invalid);
         }
         let size = std::str::from_utf8(size_text)
@@ -472,7 +521,10 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\ncontent-type: application/xml\r\n\r\n",
         );
         assert_eq!(req.headers.len(), 2);
-        assert_eq!(req.header("Content-Type"), Some(&b"application/json, application/xml"[..]));
+        assert_eq!(
+            req.header("Content-Type"),
+            Some(&b"application/json, application/xml"[..])
+        );
         assert_eq!(
             status("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
             Some(400),
@@ -483,7 +535,9 @@ mod tests {
     #[test]
     fn content_length_framing() {
         let raw = b"POST / HTTP/1.0\r\nContent-Length: 9\r\n\r\ntest=\xac\xed\x00\x05\r\n\r\n";
-        let ServerOutcome::Accepted(req) = receive(raw) else { panic!("not accepted") };
+        let ServerOutcome::Accepted(req) = receive(raw) else {
+            panic!("not accepted")
+        };
         assert_eq!(req.body, b"test=\xac\xed\x00\x05");
         let req = accepted("POST / HTTP/1.1\r\nHost: h\r\n\r\nignored");
         assert!(req.body.is_empty());
@@ -509,8 +563,30 @@ mod tests {
 
     #[test]
     fn incomplete_head_is_broken() {
-        assert!(matches!(receive(b"GET / HTTP/1.1\r\nHost: h\r\n"), ServerOutcome::Broken(_)));
+        assert!(matches!(
+            receive(b"GET / HTTP/1.1\r\nHost: h\r\n"),
+            ServerOutcome::Broken(_)
+        ));
         assert!(matches!(receive(b""), ServerOutcome::Broken(_)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_bytes(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = receive(&raw);
+        }
+
+        #[test]
+        fn never_panics_on_request_like_text(
+            line in "[A-Z\\t |]{0,8} [ -~]{0,40}( HTTP/[0-9.]{0,4})?",
+            headers in proptest::collection::vec("[ -~\\t\\r]{0,30}", 0..6),
+            body in "[0-9a-fA-F;\\r\\n]{0,40}",
+        ) {
+            let raw = format!("{line}\r\n{}\r\n\r\n{body}", headers.join("\r\n"));
+            if let ServerOutcome::Accepted(req) = receive(raw.as_bytes()) {
+                let _ = req.path();
+            }
+        }
     }
 
     #[test]

@@ -30,7 +30,10 @@ pub struct StageRun {
 
 /// The address `dest_addr` stands for (`localhost` and names resolve to loopback).
 pub fn server_ip(dest_addr: &str) -> String {
-    match dest_addr.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
+    match dest_addr
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+    {
         Ok(ip) => ip.to_string(),
         Err(_) => "127.0.0.1".to_string(),
     }
@@ -52,7 +55,11 @@ pub fn run_stage(ruleset: &Ruleset, input: &Input, unique_id: &str, client_port:
     let req = match receive(&raw) {
         ServerOutcome::Accepted(req) => req,
         ServerOutcome::Rejected { status, reason } => {
-            let resp = HttpResponse { status, headers: Vec::new(), body: Vec::new() };
+            let resp = HttpResponse {
+                status,
+                headers: Vec::new(),
+                body: Vec::new(),
+            };
             return StageRun {
                 result: StageResult {
                     response: Ok((status, render_response(&resp))),
@@ -65,7 +72,10 @@ pub fn run_stage(ruleset: &Ruleset, input: &Input, unique_id: &str, client_port:
         }
         ServerOutcome::Broken(reason) => {
             return StageRun {
-                result: StageResult { response: Err(reason.clone()), ..StageResult::default() },
+                result: StageResult {
+                    response: Err(reason.clone()),
+                    ..StageResult::default()
+                },
                 summary: format!("exchange broken before the WAF: {reason}"),
                 harness_error: None,
                 reached_waf: false,
@@ -111,8 +121,16 @@ pub fn run_stage(ruleset: &Ruleset, input: &Input, unique_id: &str, client_port:
         .map(|h| String::from_utf8_lossy(h).into_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| input.dest_addr.clone());
-    let ctx = LogContext { hostname, uri: req.uri.clone(), unique_id: unique_id.to_string() };
-    let log_lines = render(tx.matched_rules(), intervention.as_ref().map(|i| i.status), &ctx);
+    let ctx = LogContext {
+        hostname,
+        uri: req.uri.clone(),
+        unique_id: unique_id.to_string(),
+    };
+    let log_lines = render(
+        tx.matched_rules(),
+        intervention.as_ref().map(|i| i.status),
+        &ctx,
+    );
     let logged_ids = ids_in(&log_lines);
     StageRun {
         result: StageResult {
@@ -139,7 +157,11 @@ fn intervention_response(i: &Intervention) -> Result<HttpResponse, String> {
         }
         DisruptiveAction::Deny => {}
     }
-    Ok(HttpResponse { status: i.status, headers, body: Vec::new() })
+    Ok(HttpResponse {
+        status: i.status,
+        headers,
+        body: Vec::new(),
+    })
 }
 
 #[cfg(test)]
@@ -165,8 +187,15 @@ mod tests {
         };
         let resp = intervention_response(&i).expect("a response");
         assert_eq!(resp.status, 302);
-        assert_eq!(resp.headers, vec![("Location".to_string(), "/x".to_string())]);
-        let drop = Intervention { action: DisruptiveAction::Drop, redirect: None, ..i };
+        assert_eq!(
+            resp.headers,
+            vec![("Location".to_string(), "/x".to_string())]
+        );
+        let drop = Intervention {
+            action: DisruptiveAction::Drop,
+            redirect: None,
+            ..i
+        };
         assert!(intervention_response(&drop).is_err());
     }
 }

@@ -156,6 +156,13 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "[{}\"`| a-z0-9\\\\-]{0,60}") {
+            let _ = expand(&text);
+        }
+    }
+
     #[test]
     fn errors() {
         assert_eq!(expand("{{ \"1\""), Err(TemplateError::Unclosed));
@@ -167,7 +174,10 @@ mod tests {
             "{{ \"a\" \"b\" }}",
             "{{ \"\\q\" }}",
         ] {
-            assert!(matches!(expand(input), Err(TemplateError::Unsupported(_))), "{input}");
+            assert!(
+                matches!(expand(input), Err(TemplateError::Unsupported(_))),
+                "{input}"
+            );
         }
         assert_eq!(
             expand("{{ \"ab\" | repeat 99999999999 }}"),

@@ -29,19 +29,20 @@
 //! it is; a high surrogate not followed by `\u` becomes `?` and swallows the next byte;
 //! a lone low surrogate is encoded as a 3-byte sequence; `\u0000` is a NUL byte.
 //! Trailing garbage after the top-level value is an error, except that an unterminated
-//! string there is tolerated (yajl sees only an incomplete token at the end).
+//! string there is tolerated when it ends in plain content (yajl sees only an
+//! incomplete token; `{} "ab\` and `{} "\u12` are errors).
 //!
 //! # Errors
 //!
 //! Malformed JSON, nesting deeper than [`BodyLimits::max_depth`] (objects and arrays
 //! both count, as in ModSecurity's `SecRequestBodyJsonDepthLimit`) and more than
 //! [`BodyLimits::max_args`] arguments end parsing with a [`BodyError`] whose message is
-//! ModSecurity's REQBODY_ERROR_MSG followed by the byte offset:
-//! `JSON parsing error: <lexical|parse> error: <yajl's text> (offset <n>)`; the limits
-//! read `JSON parsing error: parse error: client cancelled parse via callback return
-//! value. Parsing depth limit exceeded (limit <d>) (offset <n>)` (and `Too many
-//! arguments (limit <a>)`). The arguments produced before the error are available
-//! through [`parse_partial`] (ModSecurity keeps them in ARGS too).
+//! yajl's, as ModSecurity puts it after `JSON parsing error: ` in REQBODY_ERROR_MSG,
+//! followed by the byte offset: `<lexical|parse> error: <yajl's text> (offset <n>)`.
+//! The limits read `parse error: client cancelled parse via callback return value.
+//! Parsing depth limit exceeded (limit <d>) (offset <n>)` (and `Too many arguments
+//! (limit <a>)`). The arguments produced before the error are available through
+//! [`parse_partial`] (ModSecurity keeps them in ARGS too).
 //!
 //! # Differences from ModSecurity v3
 //!
@@ -55,6 +56,9 @@
 //! - The total size of generated argument names is bounded (at least 16 MiB, or 16
 //!   times the body size); ModSecurity has no bound, and deeply nested bodies with
 //!   many values make its names grow quadratically.
+//!
+//! `tests/body_modsec_reference.rs` checks names, values, errors and yajl's messages
+//! against libmodsecurity 3.0.15 on valid, malformed and mutated bodies.
 
 use super::{BodyError, BodyLimits, Pair};
 
@@ -96,13 +100,13 @@ impl Failure {
     fn into_error(self) -> BodyError {
         let message = match self {
             Failure::Lexical(text, at) => {
-                format!("JSON parsing error: lexical error: {text} (offset {at})")
+                format!("lexical error: {text} (offset {at})")
             }
             Failure::Parse(text, at) => {
-                format!("JSON parsing error: parse error: {text} (offset {at})")
+                format!("parse error: {text} (offset {at})")
             }
             Failure::Limit(text, at) => format!(
-                "JSON parsing error: parse error: client cancelled parse via callback return \
+                "parse error: client cancelled parse via callback return \
                  value. {text} (offset {at})"
             ),
         };
@@ -110,6 +114,9 @@ impl Failure {
     }
 }
 
+const INVALID_ESCAPE: &str = "inside a string, '\\' occurs before a character which it may not.";
+const INVALID_HEX: &str = "invalid (non-hex) character occurs after '\\u' inside string.";
+const INVALID_UTF8: &str = "invalid bytes in UTF8 string.";
 const PREMATURE_EOF: &str = "premature EOF";
 const TRAILING_GARBAGE: &str = "trailing garbage";
 const UNALLOWED_TOKEN: &str = "unallowed token at this point in JSON text";
@@ -137,7 +144,9 @@ enum Token<'a> {
 /// Why lexing a token failed.
 #[derive(Debug)]
 enum LexFailure {
-    /// The input ended inside a string (yajl keeps waiting for more input).
+    /// The input ended inside a string's plain content (yajl keeps waiting for more
+    /// input; the space it appends at the end does not change that). The end of input
+    /// inside an escape or a UTF-8 sequence is an error instead, as that space is.
     UnterminatedString,
     /// A lexical error with yajl's text, at an offset.
     Error(&'static str, usize),
@@ -263,31 +272,23 @@ impl<'a> Lexer<'a> {
                 b'"' => break,
                 b'\\' => {
                     has_escapes = true;
+                    // yajl ends the input with a space, which is no valid escape.
                     let Some(e) = self.peek() else {
-                        return Err(LexFailure::UnterminatedString);
+                        return Err(LexFailure::Error(INVALID_ESCAPE, self.pos));
                     };
                     if e == b'u' {
                         self.pos += 1;
                         for _ in 0..4 {
                             match self.peek() {
-                                None => return Err(LexFailure::UnterminatedString),
+                                None => return Err(LexFailure::Error(INVALID_HEX, self.pos)),
                                 Some(h) if h.is_ascii_hexdigit() => self.pos += 1,
-                                Some(_) => {
-                                    return Err(LexFailure::Error(
-                                        "invalid (non-hex) character occurs after '\\u' \
-                                         inside string.",
-                                        self.pos,
-                                    ))
-                                }
+                                Some(_) => return Err(LexFailure::Error(INVALID_HEX, self.pos)),
                             }
                         }
                     } else if matches!(e, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') {
                         self.pos += 1;
                     } else {
-                        return Err(LexFailure::Error(
-                            "inside a string, '\\' occurs before a character which it may not.",
-                            self.pos,
-                        ));
+                        return Err(LexFailure::Error(INVALID_ESCAPE, self.pos));
                     }
                 }
                 0x00..=0x1f => {
@@ -317,15 +318,16 @@ impl<'a> Lexer<'a> {
             0
         };
         if follow == 0 {
-            return Err(LexFailure::Error("invalid bytes in UTF8 string.", at));
+            return Err(LexFailure::Error(INVALID_UTF8, at));
         }
         for _ in 0..follow {
             match self.peek() {
-                None => return Err(LexFailure::UnterminatedString),
+                // The space yajl appends is no continuation byte.
+                None => return Err(LexFailure::Error(INVALID_UTF8, at)),
                 Some(c) => {
                     self.pos += 1;
                     if c >> 6 != 0b10 {
-                        return Err(LexFailure::Error("invalid bytes in UTF8 string.", at));
+                        return Err(LexFailure::Error(INVALID_UTF8, at));
                     }
                 }
             }
@@ -858,7 +860,8 @@ mod tests {
         for (body, expected) in cases {
             let err = parse(body, &BodyLimits::default()).expect_err(&format!("{body:?}"));
             assert!(
-                err.message.starts_with("JSON parsing error: "),
+                err.message.starts_with("lexical error: ")
+                    || err.message.starts_with("parse error: "),
                 "{body:?}: {}",
                 err.message
             );
@@ -872,11 +875,16 @@ mod tests {
 
     #[test]
     fn tolerated_trailing_unterminated_string() {
-        // yajl only sees an incomplete token after the complete value.
+        // yajl only sees an incomplete token after the complete value...
         assert_eq!(
             names("{\"a\":1} \"abc"),
             vec![("json.a".into(), "1".into())]
         );
+        assert_eq!(names("3\"x"), vec![("json".into(), "3".into())]);
+        // ...unless the space it appends at the end completes an invalid one.
+        for body in [&b"3\"top\\"[..], b"3\"\\u12", b"\"top\"\"\xc3", b"\"a\\"] {
+            assert!(parse(body, &BodyLimits::default()).is_err(), "{body:?}");
+        }
     }
 
     #[test]

@@ -24,6 +24,9 @@
 //!   a `filename` (and `filename*`, accepted but only alongside `filename`). Values may
 //!   be tokens or quoted with `"` (or `'`, which sets MULTIPART_INVALID_QUOTING);
 //!   inside quotes only the quote character and `\` can be escaped.
+//! - A line that matches the boundary right after a part's headers, before any data,
+//!   is not taken as a boundary: it sets MULTIPART_INVALID_PART and is read as data of
+//!   that part (ModSecurity's fix for CVE-2022-48279), so it cannot hide a part.
 //! - A part with a `filename` is a file: only its name, filename and size are kept.
 //!   Other parts become arguments. A line break that precedes the next boundary is not
 //!   part of the value.
@@ -34,8 +37,9 @@
 //!
 //! # Errors
 //!
-//! Problems are reported as [`Multipart::error`], ModSecurity's REQBODY_ERROR_MSG
-//! text (`Multipart parsing error: Multipart: Final boundary missing.`); as in
+//! Problems are reported as [`Multipart::error`] in ModSecurity's words, which it puts
+//! after `Multipart parsing error: ` in REQBODY_ERROR_MSG (`Multipart: Final boundary
+//! missing.`); as in
 //! ModSecurity a later problem replaces the message of an earlier one. Some problems
 //! stop the parser (a malformed boundary line, an over-long header line, a bad
 //! `Content-Type`) and set the parse-error bit that MULTIPART_STRICT_ERROR includes;
@@ -54,8 +58,10 @@
 //! - An empty boundary (`boundary=` or `boundary=""`) makes ModSecurity v3 skip the body
 //!   silently, with no error; we report "Invalid boundary in C-T (empty)." and set the
 //!   parse-error bit.
-//! - An unterminated quoted value in `Content-Disposition` makes ModSecurity v3 read
-//!   past the end of the string (undefined behaviour); we reject the header.
+//! - After an error that stops the parser, ModSecurity still runs its end-of-body
+//!   check, which replaces the message with "Final boundary missing." (or "No
+//!   boundaries found in payload."), so the actual reason only reaches its debug log.
+//!   We keep the message that names the actual reason.
 //! - Messages that quote a line (`Invalid boundary: ...`, `colon missing: ...`) quote
 //!   it without its line terminator.
 //! - MULTIPART_FILE_LIMIT_EXCEEDED is never set: ModSecurity only checks
@@ -64,6 +70,9 @@
 //!   fields after [`BodyLimits::max_args`] and report an error.
 //! - NUL bytes: ModSecurity uses C string functions in a few places (the
 //!   `Content-Type` header, boundary detection); we reproduce the same outcomes.
+//!
+//! `tests/body_modsec_reference.rs` runs bodies through libmodsecurity 3.0.15 and this
+//! parser and compares every variable, allowing only for the differences above.
 
 use super::{BodyLimits, Pair};
 
@@ -169,6 +178,7 @@ pub fn parse(content_type: &[u8], body: &[u8], limits: &BodyLimits) -> Multipart
     let mut parser = Parser::new(limits);
     match parse_boundary(content_type, &mut parser.out.flags) {
         Ok(boundary) => {
+            parser.dash_boundary = [b"--".as_slice(), &boundary].concat();
             parser.boundary = boundary;
             parser.process(body);
             parser.complete();
@@ -303,8 +313,9 @@ struct Part {
     name: Vec<u8>,
     filename: Vec<u8>,
     is_file: bool,
-    /// Headers by name (ModSecurity compares names case-insensitively).
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Header values by lowercased name (ModSecurity compares names
+    /// case-insensitively).
+    headers: std::collections::HashMap<Vec<u8>, Vec<u8>>,
     last_header_name: Vec<u8>,
     last_header_line: Vec<u8>,
     header_lines: Vec<Vec<u8>>,
@@ -325,17 +336,11 @@ impl Part {
     }
 
     fn header(&self, name: &[u8]) -> Option<&Vec<u8>> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.headers.get(&name.to_ascii_lowercase())
     }
 
     fn header_mut(&mut self, name: &[u8]) -> Option<&mut Vec<u8>> {
-        self.headers
-            .iter_mut()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.headers.get_mut(&name.to_ascii_lowercase())
     }
 
     fn record_last_header_line(&mut self) {
@@ -353,6 +358,8 @@ type DispositionError = i32;
 #[derive(Debug)]
 struct Parser {
     boundary: Vec<u8>,
+    /// `--` followed by the boundary.
+    dash_boundary: Vec<u8>,
     out: Multipart,
     max_args: usize,
     crlf_line: bool,
@@ -372,6 +379,7 @@ impl Parser {
     fn new(limits: &BodyLimits) -> Self {
         Parser {
             boundary: Vec::new(),
+            dash_boundary: Vec::new(),
             out: Multipart::default(),
             max_args: limits.max_args,
             crlf_line: false,
@@ -391,7 +399,7 @@ impl Parser {
     /// earlier one.
     fn fail(&mut self, message: impl Into<String>) {
         let message = message.into();
-        self.out.error = Some(format!("Multipart parsing error: Multipart: {message}"));
+        self.out.error = Some(format!("Multipart: {message}"));
     }
 
     /// A fatal error: record it, set the parse-error bit; the caller stops.
@@ -525,14 +533,9 @@ impl Parser {
                 self.out.flags.unmatched_boundary_value = 1;
             }
         } else if self.buf_contains_line {
-            let len = self.buf.len();
-            let found = (0..len).any(|i| {
-                self.buf[i] == b'-'
-                    && i + 1 < len
-                    && self.buf[i + 1] == b'-'
-                    && self.boundary_at(i + 2)
-            });
-            if found {
+            // `--<boundary>` anywhere in the line (a substring search keeps this linear
+            // even for boundaries made of dashes).
+            if memchr::memmem::find(&self.buf, &self.dash_boundary).is_some() {
                 self.out.flags.unmatched_boundary_value = 1;
             }
         }
@@ -687,15 +690,18 @@ impl Parser {
         let Some(value) = part.header_mut(&name) else {
             return Ok(());
         };
-        value.push(b' ');
-        value.extend_from_slice(continuation);
-        let joined = value.clone();
-        if joined.len() > BUF_SIZE {
+        // Once too long the value stops growing (ModSecurity keeps appending to a
+        // header it has already rejected; nothing can use that value any more).
+        if value.len() <= BUF_SIZE {
+            value.push(b' ');
+            value.extend_from_slice(continuation);
+        }
+        if value.len() > BUF_SIZE {
             return Err("Part header too long.".into());
         }
         let mut whole = name;
         whole.extend_from_slice(b": ");
-        whole.extend_from_slice(&joined);
+        whole.extend_from_slice(value);
         part.last_header_line = whole;
         Ok(())
     }
@@ -726,7 +732,7 @@ impl Parser {
             return Ok(());
         }
         part.last_header_name = name.to_vec();
-        part.headers.push((name.to_vec(), value));
+        part.headers.insert(name.to_ascii_lowercase(), value);
         part.last_header_line = line[..without_terminator.min(line.len())].to_vec();
         Ok(())
     }
@@ -833,7 +839,12 @@ impl Parser {
                 let mut quoted = Vec::new();
                 loop {
                     match at(p) {
-                        0 => return Err(-10),
+                        0 => {
+                            // Unterminated: ModSecurity v3.0.15 flags it and rejects the
+                            // header with the same code as a repeated filename.
+                            self.out.flags.invalid_quoting = true;
+                            return Err(-15);
+                        }
                         b'\\' => {
                             if at(p + 1) == 0 {
                                 return Err(-8);
@@ -973,4 +984,189 @@ fn is_token_char(c: u8) -> bool {
                 | b'?'
                 | b'='
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Content type, boundary or error text, then the quoted, whitespace and
+    /// missing-semicolon flags.
+    type Case = (
+        &'static str,
+        Result<&'static str, &'static str>,
+        bool,
+        bool,
+        bool,
+    );
+
+    #[test]
+    fn boundary_from_content_type() {
+        let cases: &[Case] = &[
+            (
+                "multipart/form-data; boundary=abc",
+                Ok("abc"),
+                false,
+                false,
+                false,
+            ),
+            (
+                "multipart/form-data;boundary=abc",
+                Ok("abc"),
+                false,
+                false,
+                false,
+            ),
+            (
+                "multipart/form-data; boundary=\"a b\"",
+                Ok("a b"),
+                true,
+                false,
+                false,
+            ),
+            (
+                "multipart/form-data; boundary= abc",
+                Ok(" abc"),
+                false,
+                true,
+                false,
+            ),
+            (
+                "multipart/form-data; boundary\t=abc",
+                Ok("abc"),
+                false,
+                true,
+                false,
+            ),
+            (
+                "multipart/form-data boundary=abc",
+                Ok("abc"),
+                false,
+                false,
+                true,
+            ),
+            (
+                "multipart/form-data; boundary=abc; charset=x",
+                Ok("abc"),
+                false,
+                false,
+                false,
+            ),
+            (
+                "multipart/form-data; boundary=a:b/c?d=e",
+                Ok("a:b/c?d=e"),
+                false,
+                false,
+                false,
+            ),
+            (
+                "multipart/form-data; boundary=abc ",
+                Err("(characters)"),
+                false,
+                false,
+                false,
+            ),
+            (
+                "multipart/form-data; boundary=\"abc",
+                Err("(quote)"),
+                false,
+                false,
+                false,
+            ),
+            (
+                "multipart/form-data; boundary=abc\"",
+                Err("(quote)"),
+                false,
+                false,
+                false,
+            ),
+            (
+                "multipart/form-data; boundary=\"\"",
+                Err("(empty)"),
+                false,
+                false,
+                false,
+            ),
+            (
+                "multipart/form-data; boundaryx=abc",
+                Err("(parameter name)"),
+                false,
+                false,
+                false,
+            ),
+            (
+                "multipart/form-data; boundary",
+                Err("(malformed)"),
+                false,
+                false,
+                false,
+            ),
+            (
+                "multipart/form-data;; boundary=a",
+                Err("(malformed)"),
+                false,
+                false,
+                false,
+            ),
+            (
+                "multipart/form-data; boundary=myboundary",
+                Ok("myboundary"),
+                false,
+                false,
+                false,
+            ),
+            (
+                "multipart/form-data; BOUNDARY=a",
+                Err("(case sensitivity)"),
+                false,
+                false,
+                true,
+            ),
+            (
+                "multipart/mixed; boundary=a",
+                Err("Invalid MIME type"),
+                false,
+                false,
+                false,
+            ),
+            (
+                "multipart/form-data; boundary=a\0; x",
+                Ok("a"),
+                false,
+                false,
+                false,
+            ),
+        ];
+        for (ct, expected, quoted, whitespace, semicolon) in cases {
+            let mut flags = MultipartFlags::default();
+            let got = parse_boundary(ct.as_bytes(), &mut flags);
+            match (expected, &got) {
+                (Ok(want), Ok(b)) => assert_eq!(b.as_slice(), want.as_bytes(), "{ct}"),
+                (Err(want), Err(e)) => assert!(e.contains(want), "{ct}: {e}"),
+                _ => panic!("{ct}: expected {expected:?}, got {got:?}"),
+            }
+            if got.is_ok() {
+                assert_eq!(flags.boundary_quoted, *quoted, "{ct}: quoted");
+                assert_eq!(flags.boundary_whitespace, *whitespace, "{ct}: whitespace");
+                assert_eq!(flags.missing_semicolon, *semicolon, "{ct}: semicolon");
+            }
+        }
+        let long = format!("multipart/form-data; boundary={}", "a".repeat(1100));
+        let err = parse_boundary(long.as_bytes(), &mut MultipartFlags::default());
+        assert!(err.is_err_and(|e| e.contains("(length)")));
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(chomp(b"a\r\n"), b"a");
+        assert_eq!(chomp(b"a\n\r\n"), b"a");
+        assert_eq!(chomp(b"\r\n"), b"\r\n");
+        assert_eq!(chomp(b""), b"");
+        assert_eq!(count_boundary_params(b"Boundary=a; boundary=b"), 2);
+        assert_eq!(count_boundary_params(b"boundary; x"), 0);
+        assert!(boundary_characters_valid(b"a b"));
+        assert!(!boundary_characters_valid(b"ab "));
+        assert!(!boundary_characters_valid(b"a;b"));
+        assert!(is_token_char(b'a') && !is_token_char(b'"') && !is_token_char(b' '));
+    }
 }

@@ -8,20 +8,22 @@
 //! empty value; `=v` is an empty name with value `v`; `a=b=c` is name `a`, value `b=c`.
 //! Parsing never fails.
 //!
+//! Empty pieces behave as in ModSecurity v3.0.15 (`Transaction::extractArguments`
+//! splits with `std::getline`, verified against libmodsecurity 3.0.15): an empty piece
+//! at the start or between two separators (`&a=1`, `a=1&&b=2`, `&`) is an argument
+//! with an empty name and an empty value; the piece after a trailing separator (`a=1&`)
+//! does not count, and an empty input has no arguments.
+//!
 //! # Differences from ModSecurity v3
 //!
-//! ModSecurity v3 (`Transaction::extractArguments`, `utils::urldecode_nonstrict_inplace`):
-//!
-//! - splits with `std::getline`, so an empty piece in the middle or at the start
-//!   (`a=1&&b=2`, `&a=1`) becomes an argument with an empty name and an empty value (a
-//!   trailing separator does not). We skip every empty piece, as Coraza, PHP and Go do:
-//!   such an argument carries nothing for a rule to inspect and only inflates `&ARGS`.
-//! - resets its invalid-encoding counter before decoding the value, so an invalid `%` in
-//!   a *name* alone does not set URLENCODED_ERROR. We flag invalid encodings in names and
-//!   values alike.
+//! - ModSecurity resets its invalid-encoding counter before decoding the value, so an
+//!   invalid `%` in a *name* alone does not set URLENCODED_ERROR (`x%zz=1` leaves it at
+//!   0). We flag invalid encodings in names and values alike; neither the CRS nor the
+//!   recommended ModSecurity configuration reads URLENCODED_ERROR.
 //!
 //! Everything else (decoding rules, the handling of `%` near the end of the input, the
-//! first-`=` split) is the same.
+//! first-`=` split, the order of the pairs) is the same; `tests/body_modsec_reference.rs`
+//! checks it against libmodsecurity 3.0.15.
 
 use super::Pair;
 
@@ -35,13 +37,16 @@ pub struct Parsed {
 }
 
 /// Splits `input` on `separator` (usually `&`) and decodes names and values as
-/// ModSecurity does (a name without `=` has an empty value; empty pieces are skipped).
+/// ModSecurity does (a name without `=` has an empty value; an empty piece is an empty
+/// name with an empty value, except after a trailing separator; see the module docs).
 pub fn parse(input: &[u8], separator: u8) -> Parsed {
     let mut parsed = Parsed::default();
-    for piece in input.split(|&b| b == separator) {
-        if piece.is_empty() {
-            continue;
-        }
+    let mut pieces: Vec<&[u8]> = input.split(|&b| b == separator).collect();
+    // `std::getline` yields no piece after a trailing separator (or for no input).
+    if pieces.last().is_some_and(|p| p.is_empty()) {
+        pieces.pop();
+    }
+    for piece in pieces {
         let (name, value) = match memchr::memchr(b'=', piece) {
             Some(eq) => (&piece[..eq], &piece[eq + 1..]),
             None => (piece, &[][..]),
@@ -115,9 +120,12 @@ mod tests {
             ("", &[], false),
             ("a=1", &[("a", "1")], false),
             ("a=1&b=2", &[("a", "1"), ("b", "2")], false),
-            ("a=1&&b=2", &[("a", "1"), ("b", "2")], false),
-            ("&a=1&", &[("a", "1")], false),
-            ("&&&", &[], false),
+            ("a=1&&b=2", &[("a", "1"), ("", ""), ("b", "2")], false),
+            ("&a=1&", &[("", ""), ("a", "1")], false),
+            ("a=1&", &[("a", "1")], false),
+            ("a=1&&", &[("a", "1"), ("", "")], false),
+            ("&", &[("", "")], false),
+            ("&&&", &[("", ""), ("", ""), ("", "")], false),
             ("a", &[("a", "")], false),
             ("a=", &[("a", "")], false),
             ("=v", &[("", "v")], false),

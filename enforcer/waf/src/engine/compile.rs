@@ -12,13 +12,13 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::config::{BodyLimitAction, Config};
-use super::rule::{CompiledOperator, Item, Prefilter, Rule};
+use super::rule::{ChainPrefilter, CompiledOperator, Item, Prefilter, Rule};
 use super::{CompileError, EngineMode};
 use crate::actions::{Actions, Disruptive};
 use crate::operators::{self, OperatorEnv, RegexCache};
 use crate::seclang::{ActionSpec, Directive, FileSource, IdRange, Located, RuleSpec, Span, VariableSpec};
 use crate::transformations::Transformation;
-use crate::variables::{self, TargetSpec};
+use crate::variables::{self, TargetSpec, Variable};
 
 /// What compiling produced.
 pub(crate) struct Compiled {
@@ -28,6 +28,10 @@ pub(crate) struct Compiled {
     pub rule_count: usize,
     /// Distinct transformation chains (sizes the per-transaction cache).
     pub chain_count: u32,
+    /// Per chain id: the shared literal prefilter, if any rule of it has one.
+    pub prefilters: Vec<Option<ChainPrefilter>>,
+    /// Rules (links included) whose operator has a literal prefilter.
+    pub prefiltered_rules: usize,
 }
 
 struct Draft {
@@ -312,6 +316,10 @@ struct Builder<'a> {
     source: &'a dyn FileSource,
     regexes: RegexCache,
     chains: FxHashMap<Vec<&'static str>, u32>,
+    /// Per chain id: next free bit and the (lowercased literal, bit) pairs.
+    chain_literals: FxHashMap<u32, (u32, Vec<(Vec<u8>, u32)>)>,
+    /// Per chain id: its transformations and the variables its prefiltered rules inspect.
+    chain_vars: FxHashMap<u32, (Vec<Transformation>, Vec<Variable>)>,
     errors: Vec<CompileError>,
 }
 
@@ -392,6 +400,33 @@ impl Builder<'_> {
         }
         transformations.extend(actions.transformations.list.iter().copied());
         let chain_id = self.chain_id(&transformations);
+        let prefilter_bit = operator.as_ref().filter(|o| o.prefilter.is_some()).and_then(|o| {
+            let lits = o.op.required_literals()?;
+            let (next, list) = self.chain_literals.entry(chain_id).or_default();
+            let bit = *next;
+            *next += 1;
+            for l in lits.literals {
+                list.push((l.to_ascii_lowercase(), bit));
+            }
+            let (_, vars) = self
+                .chain_vars
+                .entry(chain_id)
+                .or_insert_with(|| (transformations.clone(), Vec::new()));
+            for t in &targets {
+                if !vars.contains(&t.variable) {
+                    vars.push(t.variable);
+                }
+            }
+            Some(bit)
+        });
+        let union_skippable = prefilter_bit.is_some()
+            && !actions.multi_match
+            && targets.iter().all(|t| {
+                !t.count
+                    && crate::variables::has_stable_slot(t.variable)
+                    && (t.variable != Variable::Xml
+                        || matches!(t.xpath.as_deref(), Some("/*") | Some("//@*")))
+            });
         let (disruptive, status) = match (&actions.disruptive, starter) {
             (_, Some(_)) => (Disruptive::Pass, None),
             (Some(Disruptive::Block), None) => match defaults.and_then(|d| d.disruptive.clone()) {
@@ -429,6 +464,8 @@ impl Builder<'_> {
             actions,
             transformations,
             chain_id,
+            prefilter_bit,
+            union_skippable,
             disruptive,
             status,
             log,
@@ -522,7 +559,14 @@ pub(crate) fn compile(
     }
 
     // Pass 3: build.
-    let mut b = Builder { source, regexes: RegexCache::default(), chains: FxHashMap::default(), errors: Vec::new() };
+    let mut b = Builder {
+        source,
+        regexes: RegexCache::default(),
+        chains: FxHashMap::default(),
+        chain_literals: FxHashMap::default(),
+        chain_vars: FxHashMap::default(),
+        errors: Vec::new(),
+    };
     let mut phases: [Vec<Item>; 5] = Default::default();
     let mut markers: [FxHashMap<Arc<str>, Vec<usize>>; 5] = Default::default();
     let mut rule_count = 0;
@@ -547,5 +591,46 @@ pub(crate) fn compile(
     if !p.errors.is_empty() {
         return Err(p.errors);
     }
-    Ok(Compiled { config: p.config, phases, markers, rule_count, chain_count: b.chains.len() as u32 })
+    let chain_count = b.chains.len() as u32;
+    let mut prefilters: Vec<Option<ChainPrefilter>> = (0..chain_count).map(|_| None).collect();
+    let mut prefiltered_rules = 0;
+    for (chain, (bits, lits)) in b.chain_literals {
+        prefiltered_rules += bits as usize;
+        let mut index: FxHashMap<Vec<u8>, usize> = FxHashMap::default();
+        let mut patterns: Vec<Vec<u8>> = Vec::new();
+        let mut pattern_bits: Vec<Vec<u32>> = Vec::new();
+        for (lit, bit) in lits {
+            let i = *index.entry(lit.clone()).or_insert_with(|| {
+                patterns.push(lit);
+                pattern_bits.push(Vec::new());
+                patterns.len() - 1
+            });
+            if !pattern_bits[i].contains(&bit) {
+                pattern_bits[i].push(bit);
+            }
+        }
+        // A DFA: more memory, but the scan is on every request's hot path.
+        let automaton = aho_corasick::AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(&patterns)
+            .map_err(|e| vec![CompileError { span: None, message: format!("prefilter automaton: {e}") }])?;
+        let (transformations, vars) = b.chain_vars.remove(&chain).unwrap_or_default();
+        prefilters[chain as usize] = Some(ChainPrefilter {
+            automaton,
+            pattern_bits,
+            words: (bits as usize).div_ceil(64),
+            transformations,
+            vars,
+        });
+    }
+    Ok(Compiled {
+        config: p.config,
+        phases,
+        markers,
+        rule_count,
+        chain_count,
+        prefilters,
+        prefiltered_rules,
+    })
 }

@@ -8,7 +8,7 @@ use crate::actions::{Actions, Disruptive};
 use crate::operators::{Operator, RequiredLiterals};
 use crate::seclang::Span;
 use crate::transformations::Transformation;
-use crate::variables::{Exclusion, Target};
+use crate::variables::{Exclusion, Target, Variable};
 
 /// A compiled operator with its negation and source text (for logs).
 #[derive(Debug)]
@@ -45,6 +45,24 @@ impl Prefilter {
     }
 }
 
+/// One Aho-Corasick automaton over the required literals of every rule that
+/// uses one transformation chain. A transaction scans each transformed value
+/// once and gets the set of rules whose literals occur in it, instead of
+/// running one prefilter per rule and value.
+#[derive(Debug)]
+pub(crate) struct ChainPrefilter {
+    pub automaton: AhoCorasick,
+    /// Pattern index to the rule bits it satisfies.
+    pub pattern_bits: Vec<Vec<u32>>,
+    /// Number of u64 words in a bit set.
+    pub words: usize,
+    /// The chain's transformations.
+    pub transformations: Vec<Transformation>,
+    /// Every variable a prefiltered rule of this chain inspects (for the
+    /// per-phase union of bit sets; see `Rule::union_skippable`).
+    pub vars: Vec<Variable>,
+}
+
 /// One rule (or one link of a chain).
 #[derive(Debug)]
 pub(crate) struct Rule {
@@ -61,6 +79,13 @@ pub(crate) struct Rule {
     pub transformations: Vec<Transformation>,
     /// Interned id of `transformations`, for the per-transaction cache.
     pub chain_id: u32,
+    /// This rule's bit in its chain's [`ChainPrefilter`], when its operator
+    /// has required literals.
+    pub prefilter_bit: Option<u32>,
+    /// Every target has a stable per-transaction slot (no TX, MATCHED_VARS,
+    /// counts ...) and no multiMatch: the rule can be skipped outright when its
+    /// prefilter bit is absent from the chain's union over all those values.
+    pub union_skippable: bool,
     /// Effective disruptive action (`block` resolved against `SecDefaultAction`).
     pub disruptive: Disruptive,
     /// Status for deny/redirect (rule's, else the default action's).

@@ -15,12 +15,13 @@ use std::time::Instant;
 use rustc_hash::FxHashMap;
 
 use super::config::BodyLimitAction;
-use super::rule::{Item, Rule};
+use super::rule::{CompiledOperator, Item, Rule};
 use super::{DisruptiveAction, EngineMode, Intervention, MatchedRule, RulesetInner};
 use crate::actions::{AllowScope, BodyProcessor, Ctl, Disruptive, SetVar, SetVarOp};
 use crate::body::{self, BodyLimits};
 use crate::macros::MacroText;
 use crate::operators::OperatorContext;
+use crate::transformations::Transformation;
 use crate::seclang::IdRange;
 use crate::variables::{Exclusion, KeySelector, Target, TargetSpec, Variable};
 
@@ -119,6 +120,13 @@ pub struct Transaction {
     matched: Vec<MatchedRule>,
     allow: AllowState,
     cache: FxHashMap<(u64, u32), Option<Bytes>>,
+    /// Shared-prefilter results: (slot, chain) -> offset into `bitsets`.
+    bitset_index: FxHashMap<(u64, u32), u32>,
+    bitsets: Vec<u64>,
+    /// Reused buffer for a rule's collected values.
+    scratch: Vec<Val>,
+    /// Per chain: union of prefilter bit sets over its variables (this phase).
+    unions: Vec<Option<Box<[u64]>>>,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -209,7 +217,11 @@ impl Transaction {
             intervention: None,
             matched: Vec::new(),
             allow: AllowState::default(),
-            cache: FxHashMap::default(),
+            cache: FxHashMap::with_capacity_and_hasher(512, Default::default()),
+            bitset_index: FxHashMap::with_capacity_and_hasher(512, Default::default()),
+            bitsets: Vec::with_capacity(2048),
+            scratch: Vec::with_capacity(64),
+            unions: Vec::new(),
         };
         let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
         let now = std::time::SystemTime::now()
@@ -477,18 +489,23 @@ impl Transaction {
                         parsed.pairs.iter().take(limits.max_args).map(|(k, v)| entry(k, v)),
                     );
                 }
-                Some(BodyProcessor::Json) => match body::json::parse(&body, &limits) {
-                    Ok(pairs) => self.args_post.extend(pairs.iter().map(|(k, v)| entry(k, v))),
-                    Err(e) => {
+                Some(BodyProcessor::Json) => {
+                    // Like ModSecurity, keep the arguments read before an error.
+                    let (pairs, err) = body::json::parse_partial(&body, &limits);
+                    self.args_post.extend(pairs.iter().map(|(k, v)| entry(k, v)));
+                    if let Some(e) = err {
                         if !body.is_empty() {
                             self.set_body_error(&format!("JSON parsing error: {}", e.message))
                         }
                     }
-                },
-                Some(BodyProcessor::Xml) => match body::xml::XmlDocument::parse(&body, &limits) {
-                    Ok(doc) => self.xml = Some(doc),
-                    Err(e) => self.set_body_error(&format!("XML parsing error: {}", e.message)),
-                },
+                }
+                Some(BodyProcessor::Xml) => {
+                    let (doc, err) = body::xml::XmlDocument::parse_partial(&body, &limits);
+                    self.xml = Some(doc);
+                    if let Some(e) = err {
+                        self.set_body_error(&format!("XML parsing error: {}", e.message));
+                    }
+                }
                 Some(BodyProcessor::Multipart) => {
                     let ct = self.content_type().unwrap_or_else(|| Arc::from(&b""[..]));
                     let m = body::multipart::parse(&ct, &body, &limits);
@@ -520,12 +537,16 @@ impl Transaction {
             (Variable::MultipartLfLine, f.lf_line),
             (Variable::MultipartMissingSemicolon, f.missing_semicolon),
             (Variable::MultipartCrlfLfLines, f.crlf_lf_lines),
-            (Variable::MultipartUnmatchedBoundary, f.unmatched_boundary),
         ];
         for (v, on) in flags {
             self.set_scalar(v, if on { b"1" } else { b"0" });
         }
-        let strict = f.strict_error() || m.error.is_some();
+        // 0, 1 (a boundary-like line that is not ours) or 2 (the final boundary), as v3.
+        self.set_scalar(
+            Variable::MultipartUnmatchedBoundary,
+            f.unmatched_boundary_value.to_string().as_bytes(),
+        );
+        let strict = f.strict_error();
         self.set_scalar(Variable::MultipartStrictError, if strict { b"1" } else { b"0" });
         if let Some(e) = &m.error {
             self.set_body_error(&format!("Multipart parsing error: {e}"));
@@ -667,6 +688,7 @@ impl Transaction {
             return None;
         }
         let rs = Arc::clone(&self.rs);
+        self.unions.clear();
         let items = &rs.compiled.phases[phase as usize - 1];
         let markers = &rs.compiled.markers[phase as usize - 1];
         let mut i = 0;
@@ -684,6 +706,16 @@ impl Transaction {
             }
             if self.is_removed(rule) {
                 continue;
+            }
+            if rule.union_skippable {
+                if let Some(bit) = rule.prefilter_bit {
+                    if !self.union_has(rule.chain_id, bit) {
+                        // Cannot match: none of its literals occurs anywhere it looks.
+                        self.matched_var = None;
+                        self.matched_vars.clear();
+                        continue;
+                    }
+                }
             }
             self.cur_rule = Some(Arc::clone(rule));
             self.pending_msg = None;
@@ -735,52 +767,60 @@ impl Transaction {
             }
             return true;
         };
-        let mut vals = Vec::with_capacity(8);
+        let mut vals = std::mem::take(&mut self.scratch);
+        vals.clear();
+        let skip = if rule.actions.multi_match {
+            None
+        } else {
+            rule.prefilter_bit.map(|b| (rule.chain_id, b))
+        };
         for t in &rule.targets {
-            self.collect(t, &mut vals);
+            self.collect_for(t, &mut vals, skip);
         }
-        let runtime: Vec<&Exclusion> = self
-            .removed_targets
-            .iter()
-            .filter(|(by, _)| self.removed_by_matches(by, rule))
-            .map(|(_, e)| e)
-            .collect();
-        if !rule.exclusions.is_empty() || !runtime.is_empty() {
+        if !rule.exclusions.is_empty() || !self.removed_targets.is_empty() {
+            let runtime: Vec<&Exclusion> = if self.removed_targets.is_empty() {
+                Vec::new()
+            } else {
+                self.removed_targets
+                    .iter()
+                    .filter(|(by, _)| self.removed_by_matches(by, rule))
+                    .map(|(_, e)| e)
+                    .collect()
+            };
             vals.retain(|v| {
                 let key = v.key.as_deref().unwrap_or(b"");
-                !rule.exclusions.iter().chain(runtime.iter().copied()).any(|e| e.excludes(v.var, key))
+                !rule
+                    .exclusions
+                    .iter()
+                    .chain(runtime.iter().copied())
+                    .any(|e| e.excludes(v.var, key))
             });
         }
         let mut any = false;
         let capture = rule.actions.capture;
-        for v in vals {
-            let candidates = if rule.actions.multi_match {
-                self.transform_all(rule, &v)
-            } else {
-                vec![self.transform(rule, &v)]
-            };
-            for value in candidates {
-                if let Some(pf) = &op.prefilter {
-                    if !pf.may_match(&value) {
+        for v in &vals {
+            if rule.actions.multi_match {
+                for value in self.transform_all(rule, v) {
+                    if op.prefilter.as_ref().is_some_and(|pf| !pf.may_match(&value)) {
                         continue;
                     }
+                    any |= self.try_value(rule, op, v, value, capture, starter);
                 }
-                let hit = {
-                    let mut cx = OpCx { tx: self, capture };
-                    op.op.evaluate(&mut cx, &value)
-                };
-                if hit != op.negated {
-                    let name: Bytes = Arc::from(v.name().as_bytes());
-                    self.matched_var = Some((name.clone(), value.clone()));
-                    self.matched_vars.push(Entry { key: name, value: value.clone() });
-                    self.run_setvars(&rule.actions.setvars);
-                    if starter {
-                        self.eval_msg(rule);
-                    }
-                    any = true;
+                continue;
+            }
+            let value = self.transform(rule, v);
+            let may_match = match (rule.prefilter_bit, v.slot) {
+                (Some(bit), slot) if slot != NO_SLOT => {
+                    self.prefilter_hit(slot, rule.chain_id, bit, &value)
                 }
+                _ => op.prefilter.as_ref().is_none_or(|pf| pf.may_match(&value)),
+            };
+            if may_match {
+                any |= self.try_value(rule, op, v, value, capture, starter);
             }
         }
+        vals.clear();
+        self.scratch = vals;
         if !any {
             self.matched_var = None;
             self.matched_vars.clear();
@@ -790,6 +830,66 @@ impl Transaction {
             Some(next) => self.eval_rule(next, false),
             None => true,
         }
+    }
+
+    /// Evaluates the operator on one (transformed) value; on a match records
+    /// MATCHED_VAR(S) and runs the rule's setvars (once per matched value, as
+    /// ModSecurity v3 does).
+    fn try_value(
+        &mut self,
+        rule: &Rule,
+        op: &CompiledOperator,
+        v: &Val,
+        value: Bytes,
+        capture: bool,
+        starter: bool,
+    ) -> bool {
+        let hit = {
+            let mut cx = OpCx { tx: self, capture };
+            op.op.evaluate(&mut cx, &value)
+        };
+        if hit == op.negated {
+            return false;
+        }
+        let name: Bytes = Arc::from(v.name().as_bytes());
+        self.matched_var = Some((name.clone(), value.clone()));
+        self.matched_vars.push(Entry { key: name, value });
+        self.run_setvars(&rule.actions.setvars);
+        if starter {
+            self.eval_msg(rule);
+        }
+        true
+    }
+
+    /// Whether the chain's shared prefilter says `bit`'s literals occur in the
+    /// value stored at `slot` after chain `chain` (computed once per pair).
+    fn prefilter_hit(&mut self, slot: u64, chain: u32, bit: u32, value: &[u8]) -> bool {
+        let offset = self.bitset_offset(slot, chain, value);
+        self.bitsets[offset + (bit / 64) as usize] & (1u64 << (bit % 64)) != 0
+    }
+
+    /// Offset in `bitsets` of the shared-prefilter bit set of (slot, chain),
+    /// scanning `value` (the slot's value after the chain) on first use.
+    fn bitset_offset(&mut self, slot: u64, chain: u32, value: &[u8]) -> usize {
+        if let Some(&o) = self.bitset_index.get(&(slot, chain)) {
+            return o as usize;
+        }
+        let rs = Arc::clone(&self.rs);
+        let offset = self.bitsets.len();
+        let Some(pf) = rs.compiled.prefilters[chain as usize].as_ref() else {
+            // No prefilter for this chain: an all-ones set.
+            self.bitsets.push(u64::MAX);
+            self.bitset_index.insert((slot, chain), offset as u32);
+            return offset;
+        };
+        self.bitsets.resize(offset + pf.words, 0);
+        for m in pf.automaton.find_overlapping_iter(value) {
+            for &b in &pf.pattern_bits[m.pattern().as_usize()] {
+                self.bitsets[offset + (b / 64) as usize] |= 1u64 << (b % 64);
+            }
+        }
+        self.bitset_index.insert((slot, chain), offset as u32);
+        offset
     }
 
     fn eval_msg(&mut self, rule: &Rule) {
@@ -875,6 +975,21 @@ impl Transaction {
             disruptive: disrupted,
             matched_var_name: mvn,
             matched_var: mv,
+            operator: rule
+                .operator
+                .as_ref()
+                .map(|o| {
+                    let mut arg = o.argument.clone();
+                    if arg.len() > 200 {
+                        let mut cut = 200;
+                        while !arg.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        arg.truncate(cut);
+                    }
+                    format!("{}@{} {arg}", if o.negated { "!" } else { "" }, o.name)
+                })
+                .unwrap_or_else(|| "@unconditionalMatch".to_string()),
         });
         if matches!(flow, Flow::Continue) {
             if let Some(m) = &rule.actions.skip_after {
@@ -1041,27 +1156,51 @@ impl Transaction {
 
     // ------------------------------------------------------- collections
 
+    /// Whether the shared prefilter already ruled out the value at `slot`
+    /// for a rule (`skip` = its chain and prefilter bit). Lets `collect` drop
+    /// such values before cloning anything.
+    fn known_miss(&self, slot: u64, skip: Option<(u32, u32)>) -> bool {
+        let Some((chain, bit)) = skip else { return false };
+        match self.bitset_index.get(&(slot, chain)) {
+            Some(&o) => self.bitsets[o as usize + (bit / 64) as usize] & (1u64 << (bit % 64)) == 0,
+            None => false,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn push_entries(
+        &self,
         out: &mut Vec<Val>,
         var: Variable,
         source: u32,
         entries: &[Entry],
         sel: &KeySelector,
         names: bool,
+        skip: Option<(u32, u32)>,
     ) {
         for (i, e) in entries.iter().enumerate() {
+            let slot = slot(source, i);
+            if self.known_miss(slot, skip) {
+                continue;
+            }
             if sel.matches(&e.key) {
                 out.push(Val {
                     var,
                     key: Some(e.key.clone()),
                     value: if names { e.key.clone() } else { e.value.clone() },
-                    slot: slot(source, i),
+                    slot,
                 });
             }
         }
     }
 
     fn collect(&self, t: &Target, out: &mut Vec<Val>) {
+        self.collect_for(t, out, None)
+    }
+
+    /// Collects the values of one target; with `skip`, values the shared
+    /// prefilter already excluded for that (chain, bit) are left out.
+    fn collect_for(&self, t: &Target, out: &mut Vec<Val>, skip: Option<(u32, u32)>) {
         if t.count {
             let mut tmp = Vec::new();
             self.collect(&Target { count: false, ..t.clone() }, &mut tmp);
@@ -1078,39 +1217,39 @@ impl Transaction {
         use Variable as V;
         match var {
             V::Args => {
-                Self::push_entries(out, var, 1, &self.args_get, sel, false);
-                Self::push_entries(out, var, 2, &self.args_post, sel, false);
+                self.push_entries(out, var, 1, &self.args_get, sel, false, skip);
+                self.push_entries(out, var, 2, &self.args_post, sel, false, skip);
             }
-            V::ArgsGet => Self::push_entries(out, var, 1, &self.args_get, sel, false),
-            V::ArgsPost => Self::push_entries(out, var, 2, &self.args_post, sel, false),
+            V::ArgsGet => self.push_entries(out, var, 1, &self.args_get, sel, false, skip),
+            V::ArgsPost => self.push_entries(out, var, 2, &self.args_post, sel, false, skip),
             V::ArgsNames => {
-                Self::push_entries(out, var, 3, &self.args_get, sel, true);
-                Self::push_entries(out, var, 4, &self.args_post, sel, true);
+                self.push_entries(out, var, 3, &self.args_get, sel, true, skip);
+                self.push_entries(out, var, 4, &self.args_post, sel, true, skip);
             }
-            V::ArgsGetNames => Self::push_entries(out, var, 3, &self.args_get, sel, true),
-            V::ArgsPostNames => Self::push_entries(out, var, 4, &self.args_post, sel, true),
-            V::RequestHeaders => Self::push_entries(out, var, 5, &self.headers, sel, false),
-            V::RequestHeadersNames => Self::push_entries(out, var, 6, &self.headers, sel, true),
-            V::RequestCookies => Self::push_entries(out, var, 7, &self.cookies, sel, false),
-            V::RequestCookiesNames => Self::push_entries(out, var, 8, &self.cookies, sel, true),
-            V::ResponseHeaders => Self::push_entries(out, var, 9, &self.resp_headers, sel, false),
+            V::ArgsGetNames => self.push_entries(out, var, 3, &self.args_get, sel, true, skip),
+            V::ArgsPostNames => self.push_entries(out, var, 4, &self.args_post, sel, true, skip),
+            V::RequestHeaders => self.push_entries(out, var, 5, &self.headers, sel, false, skip),
+            V::RequestHeadersNames => self.push_entries(out, var, 6, &self.headers, sel, true, skip),
+            V::RequestCookies => self.push_entries(out, var, 7, &self.cookies, sel, false, skip),
+            V::RequestCookiesNames => self.push_entries(out, var, 8, &self.cookies, sel, true, skip),
+            V::ResponseHeaders => self.push_entries(out, var, 9, &self.resp_headers, sel, false, skip),
             V::ResponseHeadersNames => {
-                Self::push_entries(out, var, 10, &self.resp_headers, sel, true)
+                self.push_entries(out, var, 10, &self.resp_headers, sel, true, skip)
             }
-            V::Files => Self::push_entries(out, var, 11, &self.files, sel, false),
-            V::FilesNames => Self::push_entries(out, var, 12, &self.files, sel, true),
-            V::FilesSizes => Self::push_entries(out, var, 13, &self.files_sizes, sel, false),
+            V::Files => self.push_entries(out, var, 11, &self.files, sel, false, skip),
+            V::FilesNames => self.push_entries(out, var, 12, &self.files, sel, true, skip),
+            V::FilesSizes => self.push_entries(out, var, 13, &self.files_sizes, sel, false, skip),
             V::MultipartPartHeaders => {
-                Self::push_entries(out, var, 14, &self.part_headers, sel, false)
+                self.push_entries(out, var, 14, &self.part_headers, sel, false, skip)
             }
             V::MatchedVars => {
-                Self::push_entries(out, var, 0, &self.matched_vars, sel, false);
+                self.push_entries(out, var, 0, &self.matched_vars, sel, false, None);
                 for v in out.iter_mut().filter(|v| v.var == V::MatchedVars) {
                     v.slot = NO_SLOT;
                 }
             }
             V::MatchedVarsNames => {
-                Self::push_entries(out, var, 0, &self.matched_vars, sel, true);
+                self.push_entries(out, var, 0, &self.matched_vars, sel, true, None);
                 for v in out.iter_mut().filter(|v| v.var == V::MatchedVarsNames) {
                     v.slot = NO_SLOT;
                 }
@@ -1149,7 +1288,11 @@ impl Transaction {
                             var,
                             key: Some(Arc::from(xpath.as_bytes())),
                             value: Arc::from(v),
-                            slot: if xpath == "/*" { slot(15, i) } else { NO_SLOT },
+                            slot: match xpath {
+                                "/*" => slot(15, i),
+                                "//@*" => slot(16, i),
+                                _ => NO_SLOT,
+                            },
                         });
                     }
                 }
@@ -1219,12 +1362,10 @@ impl Transaction {
             }
             _ => {
                 if let Some(v) = self.scalars.get(&var) {
-                    out.push(Val {
-                        var,
-                        key: None,
-                        value: v.clone(),
-                        slot: slot(100 + var as u32, 0),
-                    });
+                    let slot = slot(100 + var as u32, 0);
+                    if !self.known_miss(slot, skip) {
+                        out.push(Val { var, key: None, value: v.clone(), slot });
+                    }
                 }
             }
         }
@@ -1233,17 +1374,21 @@ impl Transaction {
     // --------------------------------------------------- transformations
 
     fn transform(&mut self, rule: &Rule, v: &Val) -> Bytes {
-        if rule.transformations.is_empty() {
+        self.transform_with(&rule.transformations, rule.chain_id, v)
+    }
+
+    fn transform_with(&mut self, ts: &[Transformation], chain: u32, v: &Val) -> Bytes {
+        if ts.is_empty() {
             return v.value.clone();
         }
-        let key = (v.slot, rule.chain_id);
+        let key = (v.slot, chain);
         if v.slot != NO_SLOT {
             if let Some(hit) = self.cache.get(&key) {
                 return hit.clone().unwrap_or_else(|| v.value.clone());
             }
         }
         let mut owned: Option<Vec<u8>> = None;
-        for t in &rule.transformations {
+        for t in ts {
             let input: &[u8] = owned.as_deref().unwrap_or(&v.value);
             if let Cow::Owned(o) = (t.apply)(input) {
                 owned = Some(o);
@@ -1254,6 +1399,52 @@ impl Transaction {
             self.cache.insert(key, result.clone());
         }
         result.unwrap_or_else(|| v.value.clone())
+    }
+
+    /// Whether `bit` is set in the union of chain `chain`'s prefilter bit sets
+    /// over every stored value of the variables that chain's rules inspect.
+    /// Computed once per chain and phase (values only grow between phases).
+    fn union_has(&mut self, chain: u32, bit: u32) -> bool {
+        if self.unions.len() <= chain as usize {
+            self.unions.resize(chain as usize + 1, None);
+        }
+        if self.unions[chain as usize].is_none() {
+            let rs = Arc::clone(&self.rs);
+            let Some(pf) = rs.compiled.prefilters[chain as usize].as_ref() else {
+                return true;
+            };
+            let mut union = vec![0u64; pf.words];
+            let mut vals = Vec::new();
+            for &var in &pf.vars {
+                // XML: both XPath selections that have stable slots.
+                let xpaths: &[Option<&str>] =
+                    if var == Variable::Xml { &[Some("/*"), Some("//@*")] } else { &[None] };
+                for xpath in xpaths {
+                    let target = Target {
+                        variable: var,
+                        selector: KeySelector::All,
+                        count: false,
+                        xpath: xpath.map(str::to_string),
+                    };
+                    self.collect(&target, &mut vals);
+                }
+            }
+            for v in &vals {
+                if v.slot == NO_SLOT {
+                    continue;
+                }
+                let value = self.transform_with(&pf.transformations, chain, v);
+                let offset = self.bitset_offset(v.slot, chain, &value);
+                for (w, u) in union.iter_mut().enumerate() {
+                    *u |= self.bitsets[offset + w];
+                }
+            }
+            self.unions[chain as usize] = Some(union.into_boxed_slice());
+        }
+        match &self.unions[chain as usize] {
+            Some(u) => u[(bit / 64) as usize] & (1u64 << (bit % 64)) != 0,
+            None => true,
+        }
     }
 
     /// `multiMatch`: the value before any transformation and after each one

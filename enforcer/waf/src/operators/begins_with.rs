@@ -54,7 +54,11 @@ mod tests {
         ] {
             let mut cx = FakeCx::default().with_var("tx.host", "example.com");
             let op = BeginsWith::new(argument);
-            assert_eq!(op.evaluate(&mut cx, input.as_bytes()), want, "{input:?} {argument:?}");
+            assert_eq!(
+                op.evaluate(&mut cx, input.as_bytes()),
+                want,
+                "{input:?} {argument:?}"
+            );
         }
     }
 }

@@ -30,19 +30,17 @@ impl Contains {
 
 impl Operator for Contains {
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
-        let found = match &self.finder {
-            Some(finder) => finder.find(input).is_some(),
-            None => {
-                let needle = self.arg.resolve(cx);
-                let found = memmem::find(input, &needle).is_some();
-                if found {
-                    cx.set_matched_data(&needle);
-                }
-                return found;
+        if let (Some(finder), Some(needle)) = (&self.finder, self.arg.literal()) {
+            let found = finder.find(input).is_some();
+            if found {
+                cx.set_matched_data(needle);
             }
-        };
+            return found;
+        }
+        let needle = self.arg.resolve(cx);
+        let found = memmem::find(input, &needle).is_some();
         if found {
-            cx.set_matched_data(self.arg.literal().unwrap_or_default());
+            cx.set_matched_data(&needle);
         }
         found
     }
@@ -74,7 +72,11 @@ mod tests {
         ] {
             let mut cx = FakeCx::default().with_var("tx.v", "T P");
             let op = Contains::new(argument);
-            assert_eq!(op.evaluate(&mut cx, input.as_bytes()), want, "{input:?} {argument:?}");
+            assert_eq!(
+                op.evaluate(&mut cx, input.as_bytes()),
+                want,
+                "{input:?} {argument:?}"
+            );
             if want {
                 let expected = cx.expand(&crate::macros::MacroText::parse(argument));
                 assert_eq!(cx.matched.as_deref(), Some(expected.as_slice()));

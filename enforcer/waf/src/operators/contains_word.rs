@@ -91,7 +91,11 @@ mod tests {
         ] {
             let mut cx = FakeCx::default().with_var("tx.w", "b");
             let op = ContainsWord::new(argument);
-            assert_eq!(op.evaluate(&mut cx, input.as_bytes()), want, "{input:?} {argument:?}");
+            assert_eq!(
+                op.evaluate(&mut cx, input.as_bytes()),
+                want,
+                "{input:?} {argument:?}"
+            );
         }
     }
 }

@@ -52,7 +52,11 @@ mod tests {
             ("a < b and c > d", false),
         ] {
             let mut cx = FakeCx::capturing();
-            assert_eq!(DetectXss::new().evaluate(&mut cx, input.as_bytes()), want, "{input:?}");
+            assert_eq!(
+                DetectXss::new().evaluate(&mut cx, input.as_bytes()),
+                want,
+                "{input:?}"
+            );
             if want {
                 assert_eq!(cx.capture(0), Some(input.as_bytes()));
             }

@@ -54,7 +54,11 @@ mod tests {
         ] {
             let mut cx = FakeCx::default().with_var("request_headers.host", "example.com");
             let op = EndsWith::new(argument);
-            assert_eq!(op.evaluate(&mut cx, input.as_bytes()), want, "{input:?} {argument:?}");
+            assert_eq!(
+                op.evaluate(&mut cx, input.as_bytes()),
+                want,
+                "{input:?} {argument:?}"
+            );
         }
     }
 }

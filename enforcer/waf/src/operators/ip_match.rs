@@ -17,7 +17,9 @@ use super::{Operator, OperatorContext, OperatorError};
 /// anything else does not match. An IPv4 address does not match an
 /// IPv4-mapped IPv6 network or the reverse. Whitespace around list entries
 /// and empty entries are ignored; a malformed entry is a build error (also in
-/// ModSecurity). Coraza behaves the same.
+/// ModSecurity). Coraza behaves the same. (The shared operator test suite
+/// expects `::ffff:255.255.255.255` outside `0:0::/80`; ModSecurity v3.0.15
+/// itself, like this implementation, puts it inside.)
 #[derive(Debug)]
 pub struct IpMatch {
     set: IpSet,

@@ -83,7 +83,9 @@ mod tests {
 
     fn files(name: &str) -> io::Result<Vec<u8>> {
         match name {
-            "a.txt" => Ok(b"# blocked\n10.0.0.0/8\n\n  192.168.0.1  # one host\r\n2001:db8::/32\n".to_vec()),
+            "a.txt" => Ok(
+                b"# blocked\n10.0.0.0/8\n\n  192.168.0.1  # one host\r\n2001:db8::/32\n".to_vec(),
+            ),
             "b.txt" => Ok(b"1.1.1.1,8.8.8.8\n".to_vec()),
             "bad.txt" => Ok(b"10.0.0.0/8\nnope\n".to_vec()),
             _ => Err(io::Error::new(io::ErrorKind::NotFound, "no such file")),
@@ -110,13 +112,20 @@ mod tests {
             ("8.8.8.8", true),
             ("8.8.4.4", false),
         ] {
-            assert_eq!(op.evaluate(&mut FakeCx::default(), input.as_bytes()), want, "{input}");
+            assert_eq!(
+                op.evaluate(&mut FakeCx::default(), input.as_bytes()),
+                want,
+                "{input}"
+            );
         }
     }
 
     #[test]
     fn errors() {
-        assert!(matches!(build("missing.txt"), Err(OperatorError::DataFile { .. })));
+        assert!(matches!(
+            build("missing.txt"),
+            Err(OperatorError::DataFile { .. })
+        ));
         let err = build("bad.txt").unwrap_err().to_string();
         assert!(err.contains("bad.txt:2"), "{err}");
         assert!(build("https://example.com/list").is_err());

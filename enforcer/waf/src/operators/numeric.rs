@@ -149,7 +149,12 @@ mod tests {
             (b"-2147483648", -2147483648),
             (b"-2147483649", 0),
         ] {
-            assert_eq!(stoi_or_zero(input), want, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                stoi_or_zero(input),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 }

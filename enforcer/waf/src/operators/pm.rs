@@ -114,7 +114,9 @@ impl PhraseSet {
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
             .build(&phrases)
-            .map_err(|e| OperatorError::invalid(operator, format!("cannot build automaton: {e}")))?;
+            .map_err(|e| {
+                OperatorError::invalid(operator, format!("cannot build automaton: {e}"))
+            })?;
         Ok(PhraseSet { automaton, phrases })
     }
 
@@ -156,10 +158,20 @@ mod tests {
     #[test]
     fn table() {
         for (input, argument, want, capture) in [
-            ("gzip, deflate", "gzip compress deflate br zstd", true, Some("gzip")),
+            (
+                "gzip, deflate",
+                "gzip compress deflate br zstd",
+                true,
+                Some("gzip"),
+            ),
             ("GZIP", "gzip compress", true, Some("gzip")),
             ("identity", "gzip compress", false, None),
-            ("x=document.COOKIE", "document.cookie document.domain", true, Some("document.cookie")),
+            (
+                "x=document.COOKIE",
+                "document.cookie document.domain",
+                true,
+                Some("document.cookie"),
+            ),
             ("<?php ?>", "?>", true, Some("?>")),
             ("f ( x", "( )", true, Some("(")),
             ("fx", "( )", false, None),
@@ -178,7 +190,11 @@ mod tests {
                 want,
                 "{input:?} @pm {argument}"
             );
-            assert_eq!(cx.capture(0), capture.map(str::as_bytes), "{input:?} @pm {argument}");
+            assert_eq!(
+                cx.capture(0),
+                capture.map(str::as_bytes),
+                "{input:?} @pm {argument}"
+            );
         }
     }
 

@@ -115,7 +115,11 @@ mod tests {
         assert_eq!(op.len(), 4);
         for (input, want, capture) in [
             ("/x/.HTACCESS", true, Some(".htaccess")),
-            ("error in query expression", true, Some(" in query expression")),
+            (
+                "error in query expression",
+                true,
+                Some(" in query expression"),
+            ),
             ("error_in query expression", false, None),
             ("/ETC/passwd", true, Some("/etc/passwd")),
             ("comment", false, None),
@@ -129,7 +133,10 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert!(matches!(build("missing.data"), Err(OperatorError::DataFile { .. })));
+        assert!(matches!(
+            build("missing.data"),
+            Err(OperatorError::DataFile { .. })
+        ));
         assert!(build("https://example.com/x.data").is_err());
         assert!(build("  ").is_err());
     }

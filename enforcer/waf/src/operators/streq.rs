@@ -56,7 +56,11 @@ mod tests {
         ] {
             let mut cx = FakeCx::default().with_var("tx.v", "abc");
             let op = StrEq::new(argument);
-            assert_eq!(op.evaluate(&mut cx, input.as_bytes()), want, "{input:?} {argument:?}");
+            assert_eq!(
+                op.evaluate(&mut cx, input.as_bytes()),
+                want,
+                "{input:?} {argument:?}"
+            );
         }
     }
 }

@@ -7,11 +7,13 @@ use super::{Operator, OperatorContext, OperatorError};
 /// inclusive ranges (`1-255`, `9,10,13,32-126,128-255`).
 ///
 /// SecLang: `SecRule ARGS "@validateByteRange 1-255" "id:920270,..."`. The
-/// empty input does not match. Differences from ModSecurity v3: ModSecurity
-/// ignores malformed entries (and indexes out of bounds for a single value
-/// above 255); here any malformed entry, value above 255 or reversed range
-/// is a build error, as in Coraza. Whitespace around entries is ignored.
-/// The first offending byte is recorded as matched data.
+/// empty input does not match. Blank entries are skipped, so an empty list
+/// allows nothing and every non-empty input matches (as in ModSecurity v3,
+/// whose test suite expects exactly that). Differences from ModSecurity v3:
+/// it silently ignores malformed entries (and indexes out of bounds for a
+/// single value above 255); here a non-numeric entry, a value above 255 or a
+/// reversed range is a build error, as in Coraza. Whitespace around entries
+/// is ignored. The first offending byte is recorded as matched data.
 #[derive(Debug)]
 pub struct ValidateByteRange {
     allowed: [bool; 256],
@@ -32,10 +34,10 @@ impl ValidateByteRange {
     /// Parses the list of allowed bytes.
     pub fn new(argument: &str) -> Result<ValidateByteRange, OperatorError> {
         let mut allowed = [false; 256];
-        if argument.trim().is_empty() {
-            return Err(OperatorError::invalid(NAME, "empty byte range list"));
-        }
         for entry in argument.split(',') {
+            if entry.trim().is_empty() {
+                continue;
+            }
             let (start, end) = match entry.split_once('-') {
                 Some((a, b)) => (parse_byte(a)?, parse_byte(b)?),
                 None => {
@@ -89,6 +91,9 @@ mod tests {
             (b"b", "97", true),
             (b"a-b", "45, 97 - 98", false),
             (b"\x00", "0", false),
+            (b"TestCase", "", true),
+            (b"", "", false),
+            (b"ab", "97,,98", false),
         ] {
             let op = ValidateByteRange::new(argument).unwrap();
             assert_eq!(
@@ -101,7 +106,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_lists() {
-        for argument in ["", "256", "1-256", "10-5", "a", "1,,2", "-5", "1-"] {
+        for argument in ["256", "1-256", "10-5", "a", "-5", "1-", "1-2-3"] {
             assert!(ValidateByteRange::new(argument).is_err(), "{argument:?}");
         }
     }

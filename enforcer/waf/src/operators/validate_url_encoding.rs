@@ -68,7 +68,11 @@ mod tests {
             ("100%", true),
         ] {
             let op = ValidateUrlEncoding::new();
-            assert_eq!(op.evaluate(&mut FakeCx::default(), input.as_bytes()), want, "{input:?}");
+            assert_eq!(
+                op.evaluate(&mut FakeCx::default(), input.as_bytes()),
+                want,
+                "{input:?}"
+            );
         }
     }
 }

@@ -114,7 +114,11 @@ mod tests {
             (b"\xf4\x90\x80\x80", false),
         ] {
             let op = ValidateUtf8Encoding::new();
-            assert_eq!(op.evaluate(&mut FakeCx::default(), input), want, "{input:?}");
+            assert_eq!(
+                op.evaluate(&mut FakeCx::default(), input),
+                want,
+                "{input:?}"
+            );
         }
     }
 
@@ -122,7 +126,10 @@ mod tests {
     fn agrees_with_std_except_above_max() {
         let samples: &[&[u8]] = &[b"a\xce\xbbb", b"\xe2\x28\xa1", b"\xf0\x9f\x98", b"\xc2\xa0"];
         for s in samples {
-            assert_eq!(first_invalid_utf8(s).is_some(), std::str::from_utf8(s).is_err());
+            assert_eq!(
+                first_invalid_utf8(s).is_some(),
+                std::str::from_utf8(s).is_err()
+            );
         }
     }
 }

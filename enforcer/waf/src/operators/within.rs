@@ -61,7 +61,11 @@ mod tests {
         ] {
             let mut cx = FakeCx::default().with_var("tx.allowed_methods", "GET HEAD POST OPTIONS");
             let op = Within::new(argument);
-            assert_eq!(op.evaluate(&mut cx, input.as_bytes()), want, "{input:?} {argument:?}");
+            assert_eq!(
+                op.evaluate(&mut cx, input.as_bytes()),
+                want,
+                "{input:?} {argument:?}"
+            );
         }
     }
 }

@@ -204,6 +204,7 @@ pub fn parse_variables(text: &str) -> Result<Vec<VariableSpec>, String> {
         return Err("empty variable list".to_string());
     }
     let mut pos = 0;
+    let mut no_regex_end = false;
     loop {
         while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
             pos += 1;
@@ -235,7 +236,7 @@ pub fn parse_variables(text: &str) -> Result<Vec<VariableSpec>, String> {
         }
         let selector = match bytes.get(pos) {
             Some(b':' | b'.') => {
-                let (selector, next) = selector(text, pos + 1, name)?;
+                let (selector, next) = selector(text, pos + 1, name, &mut no_regex_end)?;
                 pos = next;
                 Some(selector)
             }
@@ -274,7 +275,17 @@ fn at_element_end(bytes: &[u8], mut pos: usize) -> bool {
 
 /// Reads the selector starting at `pos` (after `:`); returns it and the
 /// position after it.
-fn selector(text: &str, pos: usize, name: &str) -> Result<(Selector, usize), String> {
+///
+/// `no_regex_end` records that a scan for a regex's closing `/` already ran
+/// off the end of the list; a later scan would fail the same way (the escape
+/// pairing re-synchronises after the opening `/`), so it is skipped to keep
+/// parsing linear.
+fn selector(
+    text: &str,
+    pos: usize,
+    name: &str,
+    no_regex_end: &mut bool,
+) -> Result<(Selector, usize), String> {
     let bytes = text.as_bytes();
     match bytes.get(pos) {
         Some(b'\'') => {
@@ -309,9 +320,11 @@ fn selector(text: &str, pos: usize, name: &str) -> Result<(Selector, usize), Str
             };
             Ok((selector, next))
         }
-        Some(b'/') => {
+        Some(b'/') if !*no_regex_end && !name.eq_ignore_ascii_case("XML") => {
             // A regex ends at an unescaped `/` followed by the end of the
-            // element; otherwise (`XML:/*`, `XML://@id`) the selector is a key.
+            // element (it may contain `|`); otherwise the selector is a key.
+            // `XML` selectors are XPath expressions (`XML:/*`, `XML://@id`,
+            // `XML:/a/b`), never regexes.
             let mut q = pos + 1;
             while let Some(&c) = bytes.get(q) {
                 match c {
@@ -328,7 +341,8 @@ fn selector(text: &str, pos: usize, name: &str) -> Result<(Selector, usize), Str
                     _ => q += 1,
                 }
             }
-            Ok(key_selector(text, pos, name)?)
+            *no_regex_end = true;
+            key_selector(text, pos, name)
         }
         _ => key_selector(text, pos, name),
     }

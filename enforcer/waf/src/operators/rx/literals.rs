@@ -24,7 +24,7 @@ use regex_syntax::ParserBuilder;
 use crate::operators::RequiredLiterals;
 
 /// Largest literal set kept (larger unions are given up on).
-const MAX_LITERALS: usize = 256;
+const MAX_LITERALS: usize = 1024;
 
 /// A class with at most this many bytes becomes a set of one-byte literals.
 const MAX_CLASS_BYTES: usize = 4;
@@ -126,7 +126,13 @@ fn necessary(h: &Hir) -> Option<Vec<Vec<u8>>> {
             if count == 0 || count > MAX_CLASS_BYTES {
                 return None;
             }
-            Some(class.iter().flat_map(|r| r.start()..=r.end()).map(|b| vec![b]).collect())
+            Some(
+                class
+                    .iter()
+                    .flat_map(|r| r.start()..=r.end())
+                    .map(|b| vec![b])
+                    .collect(),
+            )
         }
         HirKind::Class(Class::Unicode(_)) => None,
         HirKind::Repetition(rep) if rep.min == 0 => None,
@@ -183,7 +189,11 @@ fn better(current: Option<Vec<Vec<u8>>>, candidate: Vec<Vec<u8>>) -> Vec<Vec<u8>
 
 fn score(set: &[Vec<u8>]) -> (usize, std::cmp::Reverse<usize>, usize) {
     let min_len = set.iter().map(Vec::len).min().unwrap_or(0);
-    (min_len.min(ENOUGH_LEN), std::cmp::Reverse(set.len()), min_len)
+    (
+        min_len.min(ENOUGH_LEN),
+        std::cmp::Reverse(set.len()),
+        min_len,
+    )
 }
 
 #[cfg(test)]

@@ -5,10 +5,12 @@
 //!
 //! - A directive ends at a newline that is not escaped by a `\` continuation.
 //!   The continuation (`\`, optional spaces/tabs/CR, newline) separates words
-//!   outside quotes; inside quotes it is removed together with the blanks on
-//!   both sides, so `"id:1,\⏎    phase:2"` reads `id:1,phase:2`. Trailing blanks
-//!   after the `\` are tolerated (ModSecurity v3 requires the newline to follow
-//!   it directly).
+//!   outside quotes; inside quotes it is removed together with the indentation
+//!   of the next line, so `"id:1,\⏎    phase:2"` reads `id:1,phase:2` and
+//!   `msg:'a \⏎    b'` reads `a b` (as Coraza joins lines; ModSecurity v3's
+//!   scanner is inconsistent here and Apache keeps the indentation). Trailing
+//!   blanks after the `\` are tolerated (ModSecurity v3 requires the newline
+//!   to follow it directly).
 //! - A line whose first non-blank character is `#` is a comment. A comment
 //!   that comments out a `SecRule` or `SecAction` and ends in `\` continues
 //!   over the following lines while they end in `\`, as in ModSecurity v3.
@@ -194,12 +196,8 @@ impl<'a> Lexer<'a> {
                 b'\n' => return Err(self.unterminated(start)),
                 b'\\' => {
                     if self.continuation_at(self.pos).is_some() {
-                        // Remove the continuation and the blanks around it.
+                        // Remove the continuation and the next line's indentation.
                         out.push_str(&self.text[seg..self.pos]);
-                        let kept = out
-                            .trim_end_matches([' ', '\t', '\r', '\x0b', '\x0c'])
-                            .len();
-                        out.truncate(kept);
                         modified = true;
                         self.eat_continuation();
                         self.skip_blanks();
@@ -369,9 +367,10 @@ mod tests {
             lex(text),
             vec![ok(1, &["SecRuleEngine", "On", "Off"]), ok(4, &["X", "y"])]
         );
-        // Blanks around a continuation inside quotes are dropped.
-        let text = "X \"a  \\\n   b\"";
-        assert_eq!(lex(text), vec![ok(1, &["X", r#""ab""#])]);
+        // Inside quotes, blanks before a continuation stay and the next
+        // line's indentation goes.
+        let text = "X \"a  \\\n   b\" 'c\\\n\td'";
+        assert_eq!(lex(text), vec![ok(1, &["X", r#""a  b""#, "'cd'"])]);
         // A backslash at the very end of the text.
         assert_eq!(lex("X y \\"), vec![ok(1, &["X", "y"])]);
         // `\\` before the newline is an escaped backslash, not a continuation

@@ -324,6 +324,19 @@ fn variables_table() {
         ),
         ("XML:/*", vec![key(false, false, "XML", "/*")]),
         ("XML:/a/b", vec![key(false, false, "XML", "/a/b")]),
+        (
+            "XML:/a/b|ARGS:/re/",
+            vec![key(false, false, "XML", "/a/b"), re(false, "ARGS", "re")],
+        ),
+        ("xml:/a/", vec![key(false, false, "xml", "/a/")]),
+        (
+            "ARGS:/x/y|ARGS:/x/y|ARGS",
+            vec![
+                key(false, false, "ARGS", "/x/y"),
+                key(false, false, "ARGS", "/x/y"),
+                plain("ARGS"),
+            ],
+        ),
         ("ARGS:'a|b'", vec![key(false, false, "ARGS", "a|b")]),
         ("ARGS:'/a|b/'", vec![re(false, "ARGS", "a|b")]),
         (r"ARGS:'it\'s'", vec![key(false, false, "ARGS", "it's")]),
@@ -864,4 +877,14 @@ fn include_diamonds_are_bounded() {
     assert!(errs
         .iter()
         .all(|e| e.message == format!("too many included files (more than {MAX_FILES})")));
+}
+
+#[test]
+fn long_variable_lists_parse_in_linear_time() {
+    // Each element starts a regex that never closes; a rescan per element
+    // would take quadratic time (minutes here), a single scan is instant.
+    let text = "ARGS:/x/y|".repeat(50_000) + "ARGS";
+    let vars = parse_variables(&text).expect("valid");
+    assert_eq!(vars.len(), 50_001);
+    assert_eq!(vars[0], key(false, false, "ARGS", "/x/y"));
 }

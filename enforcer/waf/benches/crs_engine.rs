@@ -1,0 +1,126 @@
+//! Engine-only benchmark: the whole OWASP CRS at paranoia level 1 in On mode
+//! over the generated request corpus (integration/corpus/generate.py), in
+//! process. Prints compile time, per-request median/p99 and where time goes.
+//! It asserts nothing; `integration/bench/waf_bench.py` puts these numbers
+//! side by side with ModSecurity v3.0.15 in one run.
+//!
+//! `cargo bench -p palisade-waf --bench crs_engine [-- COUNT]`
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use base64::Engine as _;
+use palisade_waf::Ruleset;
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn main() {
+    let count: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(2000);
+    let crs = std::env::var_os("PALISADE_CRS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/crs"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(repo().join("policies/modsecdefault.conf"), dir.path().join("modsecdefault.conf"))
+        .expect("modsecdefault.conf");
+    std::os::unix::fs::symlink(crs.join("crs-setup.conf.example"), dir.path().join("crs-setup.conf"))
+        .expect("link");
+    for e in std::fs::read_dir(crs.join("rules")).expect("rules") {
+        let p = e.expect("entry").path();
+        let n = p.file_name().expect("name").to_string_lossy().into_owned();
+        if n.ends_with(".conf") || n.ends_with(".data") {
+            std::os::unix::fs::symlink(&p, dir.path().join(n)).expect("link");
+        }
+    }
+    let t = Instant::now();
+    let rs = Ruleset::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let compile = t.elapsed();
+
+    let python = std::env::var("PALISADE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(python)
+        .arg(repo().join("integration/corpus/generate.py"))
+        .args(["--count", &count.to_string()])
+        .output()
+        .expect("corpus generator");
+    let reqs: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let bodies: Vec<Vec<u8>> = reqs
+        .iter()
+        .map(|r| {
+            r["body_b64"]
+                .as_str()
+                .map(|b| base64::engine::general_purpose::STANDARD.decode(b).expect("b64"))
+                .unwrap_or_default()
+        })
+        .collect();
+
+    let run = |r: &Value, body: &[u8]| -> (bool, f64) {
+        let t = Instant::now();
+        let mut tx = rs.transaction();
+        tx.process_connection("10.1.2.3", 40000, "10.0.0.2", 80);
+        tx.process_uri(r["uri"].as_str().unwrap_or("/"), r["method"].as_str().unwrap_or("GET"), "HTTP/1.1");
+        for h in r["headers"].as_array().into_iter().flatten() {
+            tx.add_request_header(
+                h[0].as_str().unwrap_or("").as_bytes(),
+                h[1].as_str().unwrap_or("").as_bytes(),
+            );
+        }
+        let mut blocked = tx.process_request_headers().is_some();
+        if !blocked {
+            tx.append_request_body(body);
+            blocked = tx.process_request_body().is_some();
+        }
+        (blocked, t.elapsed().as_secs_f64() * 1e6)
+    };
+    // Warm-up pass, then the measured pass.
+    for (r, b) in reqs.iter().zip(&bodies) {
+        run(r, b);
+    }
+    let mut all = Vec::new();
+    let mut benign = Vec::new();
+    let mut attack = Vec::new();
+    let mut blocked = 0;
+    let mut slowest: Vec<(f64, usize)> = Vec::new();
+    for (i, (r, b)) in reqs.iter().zip(&bodies).enumerate() {
+        let (blk, us) = run(r, b);
+        slowest.push((us, i));
+        blocked += blk as usize;
+        all.push(us);
+        if r["attack"].as_bool().unwrap_or(false) {
+            attack.push(us)
+        } else {
+            benign.push(us)
+        }
+    }
+    let stat = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        let p = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        (p(0.5), p(0.99), v.len())
+    };
+    println!("CRS compile: {:.0} ms, {} rules", compile.as_secs_f64() * 1e3, rs.rule_count());
+    for (name, v) in [("all", &mut all), ("benign", &mut benign), ("attack", &mut attack)] {
+        let (m, p99, n) = stat(v);
+        println!("{name:>7}: median {m:8.1} µs   p99 {p99:8.1} µs   n={n}");
+    }
+    println!("blocked {blocked}/{}", reqs.len());
+    slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (us, i) in slowest.iter().take(5) {
+        let r = &reqs[*i];
+        let ct = r["headers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|h| h[0].as_str() == Some("Content-Type"))
+            .and_then(|h| h[1].as_str())
+            .unwrap_or("-");
+        println!("slow: {us:9.1} µs  {} {} [{ct}] body={}B", r["method"], r["uri"], bodies[*i].len());
+    }
+}
