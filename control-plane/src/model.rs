@@ -158,7 +158,8 @@ pub struct Model {
     pub version: String,
     /// Settings.
     pub settings: Settings,
-    /// Protected services.
+    /// Protected services (serialized as a list, in key order).
+    #[serde(serialize_with = "serialize_values")]
     pub services: BTreeMap<ServiceKey, ServiceModel>,
     /// Tiers with their policies, validated.
     pub tiers: Vec<palisade_alp::TierSpec>,
@@ -169,4 +170,11 @@ pub struct Model {
     /// What was refused or is suspicious, and where.
     #[serde(skip)]
     pub problems: Vec<Problem>,
+}
+
+fn serialize_values<S: serde::Serializer>(
+    map: &BTreeMap<ServiceKey, ServiceModel>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(map.values())
 }

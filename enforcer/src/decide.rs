@@ -192,11 +192,17 @@ fn rule_info(rule: &MatchedRule) -> RuleInfo {
 
 fn policy_info(decision: &Decision) -> Option<PolicyInfo> {
     match &decision.reason {
-        Reason::Rule(r) | Reason::InvalidPath { rule: r, .. } => Some(PolicyInfo {
+        Reason::Rule(r) => Some(PolicyInfo {
             tier: r.tier.to_string(),
             policy: r.policy.to_string(),
             rule: Some(r.rule_index),
             action: r.action.as_str().to_string(),
+        }),
+        Reason::InvalidPath { rule, .. } => Some(PolicyInfo {
+            tier: rule.tier.to_string(),
+            policy: rule.policy.to_string(),
+            rule: Some(rule.rule_index),
+            action: "invalid_path".to_string(),
         }),
         Reason::TierDefault { tier } => Some(PolicyInfo {
             tier: tier.to_string(),
@@ -580,6 +586,79 @@ mod tests {
             decide_without_snapshot(&f, false).event.map(|e| e.reason),
             Some("no_snapshot")
         );
+    }
+
+    fn waf_snapshot(mode: WafMode) -> Snapshot {
+        let rules = "SecRuleEngine On\n\
+            SecRule ARGS:q \"@contains evil\" \"id:7,phase:1,deny,status:406,log,msg:'evil',severity:2,tag:t1\"\n\
+            SecRule ARGS:go \"@streq away\" \"id:8,phase:1,redirect:https://example.com/,log\"\n\
+            SecRule REQUEST_HEADERS:Host \"@streq web\" \"id:9,phase:1,pass,nolog\"\n";
+        let state = StateSpec {
+            version: "w1".into(),
+            settings: SettingsSpec {
+                default_ruleset: "r".into(),
+                ..Default::default()
+            },
+            services: vec![ServiceSpec {
+                namespace: "shop".into(),
+                name: "web".into(),
+                waf_mode: Some(mode),
+                ..Default::default()
+            }],
+            rulesets: vec![crate::state::RulesetSource {
+                name: "r".into(),
+                hash: String::new(),
+                files: [("r.conf".to_string(), rules.as_bytes().to_vec())].into(),
+            }],
+            ..Default::default()
+        };
+        Snapshot::build(&state, &crate::snapshot::RulesetCache::new()).expect("builds")
+    }
+
+    #[test]
+    fn waf_modes_decide_and_log() {
+        let on = waf_snapshot(WafMode::On);
+        let mut f = facts("GET", "/?q=evil");
+        f.service = Some("shop/web");
+        f.headers = vec![(":authority", b"web".as_slice())];
+        let out = decide(&on, &f);
+        assert!(!out.allow);
+        assert_eq!(
+            (out.status, out.action, out.cause),
+            (406, "denied", Cause::Waf)
+        );
+        assert_eq!(out.rule_ids, vec![7]);
+        let event = out.event.expect("event");
+        assert_eq!(event.rules[0].severity, "CRITICAL");
+        assert_eq!(event.rules[0].tags, vec!["t1".to_string()]);
+        assert_eq!(
+            (event.rules[0].file.as_str(), event.rules[0].line),
+            ("r.conf", 2)
+        );
+
+        let mut redirect = facts("GET", "/?go=away");
+        redirect.service = Some("shop/web");
+        let out = decide(&on, &redirect);
+        assert!(!out.allow);
+        assert_eq!(out.status, 302);
+        assert_eq!(out.redirect.as_deref(), Some("https://example.com/"));
+
+        let detect = waf_snapshot(WafMode::DetectionOnly);
+        let out = decide(&detect, &f);
+        assert!(out.allow);
+        assert_eq!(out.action, "detected");
+        assert_eq!(out.event.map(|e| e.mode), Some("DetectionOnly"));
+
+        let off = waf_snapshot(WafMode::Off);
+        let out = decide(&off, &f);
+        assert!(out.allow && out.event.is_none());
+
+        // Clean requests leave no event; nolog rules are not reported.
+        let mut clean = facts("GET", "/?q=fine");
+        clean.service = Some("shop/web");
+        clean.headers = vec![(":authority", b"web".as_slice())];
+        let out = decide(&on, &clean);
+        assert!(out.allow && out.event.is_none() && out.rule_ids.is_empty());
     }
 
     #[test]

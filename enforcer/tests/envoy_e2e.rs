@@ -258,6 +258,7 @@ async fn envoy_with_enforcer_decides_real_requests() {
         .iter()
         .find(|e| e["action"] == "detected")
         .expect("detected event");
+    println!("detected event: {detected}");
     assert_eq!(detected["mode"], "DetectionOnly");
     assert_eq!(detected["method"], "GET");
     assert_eq!(detected["host"], "detect.test");

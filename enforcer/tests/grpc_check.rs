@@ -619,3 +619,28 @@ async fn the_binary_serves_a_state_file_and_rejects_bad_flags() {
     }
     assert!(!socket.exists(), "socket removed on shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standalone_example_state_builds() {
+    let path = harness::repo_root().join("integration/envoy/standalone-state.yaml");
+    let _ = harness::crs_dir();
+    let state = palisade_enforcer::state::StateFile::load(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the example expects the CRS at ../shared/crs)",
+            path.display()
+        )
+    });
+    let snapshot = tokio::task::spawn_blocking(move || {
+        palisade_enforcer::snapshot::Snapshot::build(
+            &state,
+            &palisade_enforcer::snapshot::RulesetCache::new(),
+        )
+    })
+    .await
+    .expect("join")
+    .expect("the example builds");
+    assert!(snapshot
+        .service("shop/web")
+        .and_then(|s| s.ruleset.as_ref())
+        .is_some());
+}

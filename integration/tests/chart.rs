@@ -1474,3 +1474,23 @@ fn dockerfiles_are_multi_stage_static_or_distroless_and_non_root() {
         );
     }
 }
+
+#[test]
+fn a_client_dry_run_install_renders_the_notes() {
+    for values in values_files() {
+        let out = run(Command::new(helm_bin())
+            .args(["install", RELEASE])
+            .arg(chart_dir())
+            .args(["--namespace", NAMESPACE, "--dry-run=client", "-f"])
+            .arg(&values));
+        let all = text(&out);
+        assert!(out.status.success(), "{}: {all}", values.display());
+        assert!(
+            all.contains("NOTES:")
+                && all.contains("Palisade")
+                && all.contains("palisade.dev/waf=On"),
+            "{}: no NOTES in {all}",
+            values.display()
+        );
+    }
+}

@@ -664,3 +664,136 @@ impl ModelTask {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::source::directory::load_once;
+    use crate::source::manifest::{parse, Manifest};
+    use crate::validate::AcceptAll;
+
+    fn builder() -> ModelBuilder {
+        ModelBuilder::new(Arc::new(AcceptAll))
+    }
+
+    fn inputs(yaml: &str) -> Inputs {
+        let (objs, problems) = parse(Path::new("t.yaml"), yaml);
+        assert!(problems.is_empty(), "{problems:?}");
+        let mut inputs = Inputs { ready: true, default_ruleset: "baseline".into(), ..Inputs::default() };
+        inputs.rulesets.push(Sourced {
+            origin: Origin::Builtin { what: "test".into() },
+            object: RulesetFiles { name: "baseline".into(), files: BTreeMap::new() },
+        });
+        for o in objs {
+            let origin = o.origin;
+            match o.manifest {
+                Manifest::Service(s) => inputs.services.push(Sourced { origin, object: s }),
+                Manifest::EndpointSlice(s) => inputs.endpoint_slices.push(s),
+                Manifest::Pod(p) => inputs.pods.push(p),
+                Manifest::Namespace(n) => inputs.namespaces.push(n),
+                Manifest::GlobalNetworkPolicy(p) => inputs.policies.push(Sourced { origin, object: p }),
+                Manifest::Tier(t) => inputs.tiers.push(Sourced { origin, object: t }),
+                Manifest::ApplicationLayer(a) => inputs.application_layers.push(Sourced { origin, object: a }),
+                Manifest::GlobalAlert(a) => inputs.alerts.push(Sourced { origin, object: a }),
+                Manifest::Ruleset(r) => inputs.rulesets.push(Sourced { origin, object: r }),
+            }
+        }
+        inputs
+    }
+
+    const SVC: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  namespace: n\n  annotations: {palisade.dev/waf: 'On'}\nspec:\n  selector: {app: s}\n  ports: [{name: http, port: 80}]\n";
+
+    #[test]
+    fn repository_policies_build() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+        let model = builder().build(&load_once(&dir));
+        let problems: Vec<_> =
+            model.problems.iter().filter(|p| !p.message.starts_with("not validated")).collect();
+        assert!(problems.is_empty(), "{problems:?}");
+        let pp = model.services.values().find(|s| s.key.name == "productpage").unwrap();
+        assert_eq!(pp.mode, WafMode::On);
+        assert_eq!(pp.ports[0].endpoints, ["127.0.0.1:18080".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(pp.policies, ["default/default.productpage-get-only"]);
+        let www = model.services.values().find(|s| s.key.name == "www").unwrap();
+        assert_eq!(www.mode, WafMode::DetectionOnly);
+        assert_eq!(www.policies, ["default/default.www-allow-list"]);
+        assert_eq!(model.settings.default_ruleset, "baseline");
+        assert!(!model.settings.failure_mode_allow);
+        assert_eq!(model.version.len(), 16);
+    }
+
+    #[test]
+    fn versions_follow_content() {
+        let mut b = builder();
+        let a = b.build(&inputs(SVC));
+        let again = b.build(&inputs(SVC));
+        assert_eq!(a.version, again.version);
+        let changed = b.build(&inputs(&SVC.replace("'On'", "DetectionOnly")));
+        assert_ne!(a.version, changed.version);
+        assert_ne!(a.version, builder().build(&inputs("")).version);
+    }
+
+    #[test]
+    fn endpoints_from_slices_and_l7_logging() {
+        let yaml = "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  namespace: n\n  annotations: {projectcalico.org/l7-logging: 'true'}\nspec:\n  ports: [{name: http, port: 80}, {name: grpc, port: 81}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s-1, namespace: n, labels: {kubernetes.io/service-name: s}}\naddressType: IPv4\nports: [{name: http, port: 8080}, {name: grpc, port: 9090}]\nendpoints:\n  - addresses: [10.0.0.1]\n  - addresses: [10.0.0.2]\n    conditions: {ready: false}\n";
+        let model = builder().build(&inputs(yaml));
+        let s = model.services.values().next().unwrap();
+        assert_eq!(s.mode, WafMode::DetectionOnly);
+        assert_eq!(s.ports[0].endpoints, ["10.0.0.1:8080".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(s.ports[1].endpoints, ["10.0.0.1:9090".parse::<SocketAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn refused_objects_keep_last_good() {
+        let policy = "---\napiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec:\n  selector: app == 's'\n  ingress: [{action: Allow, http: {methods: [GET]}}]\n";
+        let mut b = builder();
+        let good = b.build(&inputs(&format!("{SVC}{policy}")));
+        assert!(good.problems.is_empty(), "{:?}", good.problems);
+        assert_eq!(good.tiers.iter().map(|t| t.policies.len()).sum::<usize>(), 1);
+
+        // A Deny rule with http is refused; the Allow version stays.
+        let bad = b.build(&inputs(&format!("{SVC}{}", policy.replace("Allow", "Deny"))));
+        assert_eq!(bad.tiers, good.tiers);
+        assert_eq!(bad.problems.len(), 1);
+        assert!(bad.problems[0].message.contains("only allowed on Allow"));
+        assert!(bad.problems[0].message.contains("last good version stays"));
+        assert_eq!(bad.problems[0].origin, Origin::File { path: "t.yaml".into(), line: 11 });
+
+        // A bad annotation keeps the service as it was.
+        let bad_svc = b.build(&inputs(&SVC.replace("'On'", "Maybe")));
+        assert_eq!(bad_svc.services, b.build(&inputs(SVC)).services);
+        let fresh = builder().build(&inputs(&SVC.replace("'On'", "Maybe")));
+        assert!(fresh.services.is_empty());
+        assert!(fresh.problems[0].message.contains("not On, DetectionOnly or Off"));
+    }
+
+    #[derive(Debug)]
+    struct Refuse;
+    impl RulesetCompiler for Refuse {
+        fn compile(&self, files: &BTreeMap<String, Vec<u8>>) -> RulesetVerdict {
+            if files.contains_key("bad.conf") {
+                RulesetVerdict::Invalid("bad.conf:3: unknown operator".into())
+            } else {
+                RulesetVerdict::Valid { rules: files.len() }
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_ruleset_keeps_last_good() {
+        let mut b = ModelBuilder::new(Arc::new(Refuse));
+        let mut i = inputs(SVC);
+        i.rulesets[0].object.files.insert("a.conf".into(), b"SecRuleEngine On".to_vec());
+        let good = b.build(&i);
+        assert_eq!(good.rulesets["baseline"].rules, 1);
+        i.rulesets[0].object.files.insert("bad.conf".into(), b"x".to_vec());
+        let bad = b.build(&i);
+        assert_eq!(bad.rulesets["baseline"].hash, good.rulesets["baseline"].hash);
+        assert!(bad.problems[0].message.contains("bad.conf:3"), "{:?}", bad.problems);
+        // Without a last good version the ruleset is left out.
+        let fresh = ModelBuilder::new(Arc::new(Refuse)).build(&i);
+        assert!(fresh.rulesets.is_empty());
+    }
+}

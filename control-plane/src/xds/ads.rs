@@ -127,6 +127,7 @@ fn record_sent(status: &Status, node: &str, type_url: &str, version: &str) {
 struct SotwType {
     names: BTreeSet<String>,
     sent_version: Option<String>,
+    sent_key: Option<String>,
     sent_names: Vec<String>,
     nonce: Option<String>,
     rejected: HashSet<String>,
@@ -190,7 +191,7 @@ impl Sotw {
             let version = st.sent_version.clone().unwrap_or_default();
             match req.error_detail {
                 Some(err) => {
-                    st.rejected.insert(version.clone());
+                    st.rejected.extend(st.sent_key.clone());
                     record_nack(&server.status, &self.node, &req.type_url, &version, st.sent_names.clone(), err.message);
                 }
                 None => record_ack(&server.status, &self.node, &req.type_url, &version),
@@ -213,17 +214,20 @@ impl Sotw {
             let Some(st) = self.types.get_mut(type_url) else { continue };
             let Some(ts) = snapshot.get(type_url) else { continue };
             let filtered = !is_wildcard_type(type_url) && !st.names.is_empty();
-            let version = if filtered {
-                let mut parts: Vec<&[u8]> = vec![ts.version.as_bytes()];
+            let version = ts.version.clone();
+            // What was sent is identified by the version and, for types
+            // answered by name, the names asked for.
+            let key = if filtered {
+                let mut parts: Vec<&[u8]> = vec![version.as_bytes()];
                 parts.extend(st.names.iter().map(|n| n.as_bytes()));
                 short_hash(&parts)
             } else {
-                ts.version.clone()
+                version.clone()
             };
-            if st.rejected.contains(&version) {
+            if st.rejected.contains(&key) {
                 continue;
             }
-            if !st.force && st.sent_version.as_deref() == Some(version.as_str()) {
+            if !st.force && st.sent_key.as_deref() == Some(key.as_str()) {
                 continue;
             }
             let resources: Vec<_> = ts
@@ -234,6 +238,7 @@ impl Sotw {
             let nonce = server.next_nonce();
             st.sent_names = resources.iter().map(|(n, _)| (*n).clone()).collect();
             st.sent_version = Some(version.clone());
+            st.sent_key = Some(key);
             st.nonce = Some(nonce.clone());
             st.force = false;
             record_sent(&server.status, &self.node, type_url, &version);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::config::{BodyLimitAction, Config};
-use super::rule::{ChainPrefilter, CompiledOperator, Item, Prefilter, Rule};
+use super::rule::{ChainTable, CompiledOperator, Item, LiteralPrefilter, Prefilter, Rule};
 use super::{CompileError, EngineMode};
 use crate::actions::{Actions, Disruptive};
 use crate::operators::{self, OperatorEnv, RegexCache};
@@ -26,10 +26,12 @@ pub(crate) struct Compiled {
     pub phases: [Vec<Item>; 5],
     pub markers: [FxHashMap<Arc<str>, Vec<usize>>; 5],
     pub rule_count: usize,
-    /// Distinct transformation chains (sizes the per-transaction cache).
+    /// Distinct transformation chains rules use.
     pub chain_count: u32,
-    /// Per chain id: the shared literal prefilter, if any rule of it has one.
-    pub prefilters: Vec<Option<ChainPrefilter>>,
+    /// Every chain and prefix of one (sizes the per-transaction cache).
+    pub chains: ChainTable,
+    /// The shared literal prefilter, when any rule has required literals.
+    pub literals: Option<LiteralPrefilter>,
     /// Rules (links included) whose operator has a literal prefilter.
     pub prefiltered_rules: usize,
 }
@@ -315,19 +317,33 @@ fn tag_texts(a: &Actions) -> Vec<String> {
 struct Builder<'a> {
     source: &'a dyn FileSource,
     regexes: RegexCache,
-    chains: FxHashMap<Vec<&'static str>, u32>,
-    /// Per chain id: next free bit and the (lowercased literal, bit) pairs.
-    chain_literals: FxHashMap<u32, (u32, Vec<(Vec<u8>, u32)>)>,
-    /// Per chain id: its transformations and the variables its prefiltered rules inspect.
-    chain_vars: FxHashMap<u32, (Vec<Transformation>, Vec<Variable>)>,
+    /// Trie of chains: (parent chain, transformation name) -> chain.
+    chain_nodes: FxHashMap<(u32, &'static str), u32>,
+    chains: ChainTable,
+    /// Chains some rule uses in full.
+    used_chains: FxHashSet<u32>,
+    /// Next free prefilter bit.
+    next_bit: u32,
+    /// (lowercased literal, rule bit) pairs.
+    literals: Vec<(Vec<u8>, u32)>,
     errors: Vec<CompileError>,
 }
 
 impl Builder<'_> {
+    /// Interns `ts` and each of its prefixes; returns the chain of all of `ts`.
     fn chain_id(&mut self, ts: &[Transformation]) -> u32 {
-        let key: Vec<&'static str> = ts.iter().map(|t| t.name).collect();
-        let next = self.chains.len() as u32;
-        *self.chains.entry(key).or_insert(next)
+        let mut node = 0u32;
+        for t in ts {
+            let next = self.chains.len() as u32;
+            let chains = &mut self.chains;
+            node = *self.chain_nodes.entry((node, t.name)).or_insert_with(|| {
+                chains.parent.push(node);
+                chains.last.push(Some(*t));
+                next
+            });
+        }
+        self.used_chains.insert(node);
+        node
     }
 
     fn build(&mut self, d: &Draft, starter: Option<(&Actions, i64, u8)>) -> Option<Rule> {
@@ -402,20 +418,10 @@ impl Builder<'_> {
         let chain_id = self.chain_id(&transformations);
         let prefilter_bit = operator.as_ref().filter(|o| o.prefilter.is_some()).and_then(|o| {
             let lits = o.op.required_literals()?;
-            let (next, list) = self.chain_literals.entry(chain_id).or_default();
-            let bit = *next;
-            *next += 1;
+            let bit = self.next_bit;
+            self.next_bit += 1;
             for l in lits.literals {
-                list.push((l.to_ascii_lowercase(), bit));
-            }
-            let (_, vars) = self
-                .chain_vars
-                .entry(chain_id)
-                .or_insert_with(|| (transformations.clone(), Vec::new()));
-            for t in &targets {
-                if !vars.contains(&t.variable) {
-                    vars.push(t.variable);
-                }
+                self.literals.push((l.to_ascii_lowercase(), bit));
             }
             Some(bit)
         });
@@ -562,9 +568,11 @@ pub(crate) fn compile(
     let mut b = Builder {
         source,
         regexes: RegexCache::default(),
-        chains: FxHashMap::default(),
-        chain_literals: FxHashMap::default(),
-        chain_vars: FxHashMap::default(),
+        chain_nodes: FxHashMap::default(),
+        chains: ChainTable { parent: vec![0], last: vec![None] },
+        used_chains: FxHashSet::default(),
+        next_bit: 0,
+        literals: Vec::new(),
         errors: Vec::new(),
     };
     let mut phases: [Vec<Item>; 5] = Default::default();
@@ -591,15 +599,15 @@ pub(crate) fn compile(
     if !p.errors.is_empty() {
         return Err(p.errors);
     }
-    let chain_count = b.chains.len() as u32;
-    let mut prefilters: Vec<Option<ChainPrefilter>> = (0..chain_count).map(|_| None).collect();
-    let mut prefiltered_rules = 0;
-    for (chain, (bits, lits)) in b.chain_literals {
-        prefiltered_rules += bits as usize;
+    let chain_count = b.used_chains.len() as u32;
+    let prefiltered_rules = b.next_bit as usize;
+    let literals = if b.literals.is_empty() {
+        None
+    } else {
         let mut index: FxHashMap<Vec<u8>, usize> = FxHashMap::default();
         let mut patterns: Vec<Vec<u8>> = Vec::new();
         let mut pattern_bits: Vec<Vec<u32>> = Vec::new();
-        for (lit, bit) in lits {
+        for (lit, bit) in b.literals {
             let i = *index.entry(lit.clone()).or_insert_with(|| {
                 patterns.push(lit);
                 pattern_bits.push(Vec::new());
@@ -615,22 +623,20 @@ pub(crate) fn compile(
             .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(&patterns)
             .map_err(|e| vec![CompileError { span: None, message: format!("prefilter automaton: {e}") }])?;
-        let (transformations, vars) = b.chain_vars.remove(&chain).unwrap_or_default();
-        prefilters[chain as usize] = Some(ChainPrefilter {
+        Some(LiteralPrefilter {
             automaton,
-            pattern_bits,
-            words: (bits as usize).div_ceil(64),
-            transformations,
-            vars,
-        });
-    }
+            pattern_bits: pattern_bits.into_iter().map(Vec::into_boxed_slice).collect(),
+            words: prefiltered_rules.div_ceil(64),
+        })
+    };
     Ok(Compiled {
         config: p.config,
         phases,
         markers,
         rule_count,
         chain_count,
-        prefilters,
+        chains: b.chains,
+        literals,
         prefiltered_rules,
     })
 }

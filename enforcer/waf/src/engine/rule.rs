@@ -8,7 +8,7 @@ use crate::actions::{Actions, Disruptive};
 use crate::operators::{Operator, RequiredLiterals};
 use crate::seclang::Span;
 use crate::transformations::Transformation;
-use crate::variables::{Exclusion, Target, Variable};
+use crate::variables::{Exclusion, Target};
 
 /// A compiled operator with its negation and source text (for logs).
 #[derive(Debug)]
@@ -45,22 +45,37 @@ impl Prefilter {
     }
 }
 
-/// One Aho-Corasick automaton over the required literals of every rule that
-/// uses one transformation chain. A transaction scans each transformed value
-/// once and gets the set of rules whose literals occur in it, instead of
-/// running one prefilter per rule and value.
+/// Every transformation chain used by a rule, interned as a trie of prefixes:
+/// chain 0 is the empty chain and every other chain is its parent chain plus
+/// one last transformation. A transaction caches the result of every prefix
+/// it computes per value, so `t:urlDecodeUni,t:lowercase` reuses the
+/// `t:urlDecodeUni` result another rule already needed.
+#[derive(Debug, Default)]
+pub(crate) struct ChainTable {
+    /// Per chain: its parent (chain 0 is its own parent).
+    pub parent: Vec<u32>,
+    /// Per chain: the transformation applied after the parent's (none for chain 0).
+    pub last: Vec<Option<Transformation>>,
+}
+
+impl ChainTable {
+    /// Number of chains (prefixes included).
+    pub(crate) fn len(&self) -> usize {
+        self.parent.len()
+    }
+}
+
+/// One Aho-Corasick automaton over the required literals of every
+/// prefiltered rule. A transaction scans each distinct transformed value once
+/// and gets the set of rules whose literals occur in it, instead of running
+/// one prefilter per rule and value. Rules are numbered by their bit.
 #[derive(Debug)]
-pub(crate) struct ChainPrefilter {
+pub(crate) struct LiteralPrefilter {
     pub automaton: AhoCorasick,
     /// Pattern index to the rule bits it satisfies.
-    pub pattern_bits: Vec<Vec<u32>>,
+    pub pattern_bits: Vec<Box<[u32]>>,
     /// Number of u64 words in a bit set.
     pub words: usize,
-    /// The chain's transformations.
-    pub transformations: Vec<Transformation>,
-    /// Every variable a prefiltered rule of this chain inspects (for the
-    /// per-phase union of bit sets; see `Rule::union_skippable`).
-    pub vars: Vec<Variable>,
 }
 
 /// One rule (or one link of a chain).
@@ -77,14 +92,16 @@ pub(crate) struct Rule {
     pub actions: Actions,
     /// Effective transformations (defaults + own).
     pub transformations: Vec<Transformation>,
-    /// Interned id of `transformations`, for the per-transaction cache.
+    /// Interned id of `transformations` in the [`ChainTable`], for the
+    /// per-transaction cache.
     pub chain_id: u32,
-    /// This rule's bit in its chain's [`ChainPrefilter`], when its operator
-    /// has required literals.
+    /// This rule's bit in the [`LiteralPrefilter`], when its operator has
+    /// required literals.
     pub prefilter_bit: Option<u32>,
     /// Every target has a stable per-transaction slot (no TX, MATCHED_VARS,
     /// counts ...) and no multiMatch: the rule can be skipped outright when its
-    /// prefilter bit is absent from the chain's union over all those values.
+    /// prefilter bit is absent from the union, over every value of each
+    /// target variable, of the bit sets of those values after its chain.
     pub union_skippable: bool,
     /// Effective disruptive action (`block` resolved against `SecDefaultAction`).
     pub disruptive: Disruptive,

@@ -11,6 +11,7 @@ use super::{Operator, OperatorContext};
 /// SecLang: `SecRule ARGS "@detectSQLi" "id:942100,capture,..."`. As in
 /// ModSecurity v3, with `capture` `TX:0` is set to the libinjection
 /// fingerprint (e.g. `s&sos`), which is also recorded as matched data.
+/// (Coraza sets `TX:0` to the fingerprint even without `capture`.)
 ///
 /// The detector is `libinjectionrs` 0.1, a Rust port of the C libinjection
 /// that ModSecurity v3 bundles. Measured against that C library (built from

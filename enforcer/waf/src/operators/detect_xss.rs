@@ -9,7 +9,7 @@ use super::{Operator, OperatorContext};
 ///
 /// SecLang: `SecRule ARGS "@detectXSS" "id:941100,..."`. As in ModSecurity
 /// v3, with `capture` `TX:0` is set to the whole input (libinjection gives
-/// no fingerprint for XSS). Coraza does the same. The detector is
+/// no fingerprint for XSS); Coraza captures nothing. The detector is
 /// `libinjectionrs` 0.1, a port of the C library ModSecurity bundles (see
 /// `docs/libinjection.md`).
 #[derive(Debug, Default)]
