@@ -148,3 +148,66 @@ fn compile_errors_name_file_and_line() {
     let err = Ruleset::from_text("SecRule ARGS \"@rx x\" \"phase:2,deny\"\n").unwrap_err();
     assert!(err.errors[0].to_string().contains("no id"));
 }
+
+fn post(body: &[u8]) -> Req<'_> {
+    Req {
+        method: "POST",
+        uri: "/submit",
+        headers: &[("Host", "x"), ("Content-Type", "application/x-www-form-urlencoded")],
+        body,
+    }
+}
+
+#[test]
+fn body_limit_reject_denies_in_on_mode_only() {
+    let rules = r#"
+        SecRuleEngine On
+        SecRequestBodyAccess On
+        SecRequestBodyLimit 16
+        SecRequestBodyLimitAction Reject
+        SecRule ARGS "@contains evil" "id:1,phase:2,deny,log"
+    "#;
+    // 24 bytes > 16: rejected before any rule sees the body.
+    assert_eq!(run(rules, &post(b"a=aaaaaaaaaaaaaaaaaaaaaa")), (Some(403), vec![]));
+    assert_eq!(run(rules, &post(b"a=ok")), (None, vec![]));
+    let detect = rules.replace("SecRuleEngine On", "SecRuleEngine DetectionOnly");
+    assert_eq!(run(&detect, &post(b"a=aaaaaaaaaaaaaaaaaaaaaa")), (None, vec![]));
+}
+
+#[test]
+fn body_limit_process_partial_inspects_the_first_bytes() {
+    let rules = r#"
+        SecRuleEngine On
+        SecRequestBodyAccess On
+        SecRequestBodyLimit 16
+        SecRequestBodyLimitAction ProcessPartial
+        SecRule ARGS "@contains evil" "id:1,phase:2,deny,log"
+        SecRule INBOUND_DATA_ERROR "@eq 1" "id:2,phase:2,pass,log"
+    "#;
+    // "evil" within the first 16 bytes is seen; beyond them it is not.
+    assert_eq!(run(rules, &post(b"a=evil&b=xxxxxxxxxxxxxxxx")), (Some(403), vec![1]));
+    assert_eq!(run(rules, &post(b"a=xxxxxxxxxxxxxxxx&b=evil")), (None, vec![2]));
+}
+
+#[test]
+fn no_files_limit_applies_to_bodies_without_files() {
+    let rules = r#"
+        SecRuleEngine On
+        SecRequestBodyAccess On
+        SecRequestBodyLimit 1000
+        SecRequestBodyNoFilesLimit 8
+        SecRequestBodyLimitAction Reject
+    "#;
+    assert_eq!(run(rules, &post(b"a=123456789")).0, Some(403));
+    assert_eq!(run(rules, &post(b"a=1")).0, None);
+}
+
+#[test]
+fn arguments_limit_caps_parsed_arguments() {
+    let rules = r#"
+        SecArgumentsLimit 3
+        SecRule &ARGS "@gt 3" "id:1,phase:2,deny,log"
+        SecRule ARGS:d "@streq 4" "id:2,phase:2,deny,log"
+    "#;
+    assert_eq!(run(rules, &get("/?a=1&b=2&c=3&d=4")), (None, vec![]));
+}

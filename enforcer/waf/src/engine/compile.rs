@@ -597,6 +597,18 @@ pub(crate) fn compile(
     }
     p.errors.extend(b.errors);
     if !p.errors.is_empty() {
+        // Report in file order whatever pass found them (stable: same-line order kept).
+        let order: FxHashMap<Arc<str>, usize> = {
+            let mut m = FxHashMap::default();
+            for d in directives {
+                let n = m.len();
+                m.entry(d.span.file.clone()).or_insert(n);
+            }
+            m
+        };
+        p.errors.sort_by_key(|e| {
+            e.span.as_ref().map(|s| (order.get(&s.file).copied().unwrap_or(usize::MAX), s.line))
+        });
         return Err(p.errors);
     }
     let chain_count = b.used_chains.len() as u32;
