@@ -6,7 +6,7 @@
 //! How each part of go-ftw's world is modelled lives in the submodules:
 //! [`schema`] (the YAML), [`build`] (the bytes go-ftw sends), [`server`] (the
 //! web server's own checks), [`backend`] (the albedo backend), [`log`] (the
-//! error log go-ftw reads), [`check`] (the assertions) and [`overrides`]
+//! error log go-ftw reads), [`check`](mod@check) (the assertions) and [`overrides`]
 //! (platform overrides). `docs/crs-regression.md` explains the choices.
 
 pub mod backend;

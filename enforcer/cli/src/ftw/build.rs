@@ -8,7 +8,7 @@
 //! - Otherwise the request line is `METHOD URI VERSION\r\n` exactly as given,
 //!   then the headers in order as `Name: value\r\n`, a blank line and the body.
 //! - The body is `data` run through the template subset of
-//!   [`template`](super::template), or `encoded_data` decoded.
+//!   [`super::template`] subset, or `encoded_data` decoded.
 //! - With `autocomplete_headers` (the default) and a non-empty body: a
 //!   missing `Content-Type` becomes `application/x-www-form-urlencoded`, and
 //!   when the content type is exactly that, a body with no `%` and no `+` in
