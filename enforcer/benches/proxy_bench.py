@@ -94,7 +94,7 @@ def status(port, method="GET", path="/", body=None, ctype=None):
         return e.code
 
 
-def lua_corpus(path):
+def lua_corpus(path, delay_ms=None):
     def q(s):
         return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -112,11 +112,13 @@ def lua_corpus(path):
         "  return reqs[i]",
         "end",
     ]
+    if delay_ms:
+        lines += ["delay = function()", f"  return {delay_ms}", "end"]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
-def envoy_bootstrap(port, upstream, socket_path=None):
+def envoy_bootstrap(port, upstream, socket_path=None, service="shop/web"):
     authz = ""
     cluster = ""
     if socket_path:
@@ -146,7 +148,7 @@ def envoy_bootstrap(port, upstream, socket_path=None):
                 typed_per_filter_config:
                   envoy.filters.http.ext_authz:
                     "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute
-                    check_settings: {context_extensions: {palisade.service: "shop/web"}}"""
+                    check_settings: {context_extensions: {palisade.service: "SERVICE"}}""".replace("SERVICE", service)
     return f"""
 static_resources:
   listeners:
@@ -265,6 +267,8 @@ def main():
             f.write("SecResponseBodyAccess Off\nSecAuditEngine Off\n")
         script = os.path.join(tmp, "corpus.lua")
         lua_corpus(script)
+        paced_script = os.path.join(tmp, "corpus-paced.lua")
+        lua_corpus(paced_script, delay_ms=10)
 
         up = free_port()
         with open(os.path.join(tmp, "upstream.conf"), "w") as f:
@@ -288,6 +292,15 @@ def main():
 settings: {{defaultRuleset: crs, defaultWafMode: On, unknownServiceAllow: false}}
 services:
   - {{namespace: shop, name: web, wafMode: On}}
+  - {{namespace: shop, name: alp, wafMode: Off, labels: {{app: alp}}}}
+tiers:
+  - name: default
+    policies:
+      - name: alp
+        selector: app == 'alp'
+        ingress:
+          - {{action: Deny, http: {{paths: [{{prefix: /admin}}]}}}}
+          - {{action: Allow, http: {{methods: [GET, POST]}}}}
 rulesets:
   - name: crs
     paths: [{rules}]
@@ -304,6 +317,14 @@ rulesets:
         start([ENVOY, "-c", os.path.join(tmp, "envoy-authz.yaml"), "--concurrency", "1", "--use-dynamic-base-id", "-l", "error"],
               log=os.path.join(tmp, "envoy-authz.log"))
         configs.append(("Envoy + Palisade enforcer (CRS PL1, On)", p2, True))
+        # 2b. The same enforcer with the WAF off (HTTP policy only): the cost
+        # of the ext_authz round trip itself.
+        p2b = free_port()
+        with open(os.path.join(tmp, "envoy-alp.yaml"), "w") as f:
+            f.write(envoy_bootstrap(p2b, up, sock, service="shop/alp"))
+        start([ENVOY, "-c", os.path.join(tmp, "envoy-alp.yaml"), "--concurrency", "1", "--use-dynamic-base-id", "-l", "error"],
+              log=os.path.join(tmp, "envoy-alp.log"))
+        configs.append(("Envoy + Palisade enforcer (policy only, WAF Off)", p2b, False))
 
         # 3. nginx + ModSecurity v3, same CRS.
         p3 = free_port()
@@ -323,6 +344,8 @@ rulesets:
                     print(f"warning: {name}: {method} {target} -> {code}", file=sys.stderr)
             sqli = status(port, "GET", SQLI)
             want = 403 if waf else 200
+            if "policy only" in name:
+                print(f"{name}: /admin -> {status(port, 'GET', '/admin/x')} (want 403)")
             print(f"{name}: SQLi -> {sqli} (want {want})")
 
         results = {}
@@ -335,8 +358,16 @@ rulesets:
                 + (f", non-2xx {v['non2xx']}" if v['non2xx'] else "") + (f", {v['errors']}" if v['errors'] else "")
                 for c, v in r.items()))
 
+        # Moderate load: 4 connections, each waiting 10 ms between requests
+        # (wrk's `delay`), so every setup sees the same few hundred req/s.
+        paced = {}
+        for name, port, _ in configs:
+            paced[name] = run_wrk(port, 4, args.duration, paced_script)
+            v = paced[name]
+            print(f"{name}: paced: {v['rps']:.0f} req/s, p50 {v['p50']:.3f} ms, p99 {v['p99']:.3f} ms")
+
         names = [c[0] for c in configs]
-        base, palisade, modsec = (results[n] for n in names)
+        base, palisade, alp_only, modsec = (results[n] for n in names)
         lines = [
             f"Proxy benchmark ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores shared by wrk, the upstream and the proxy; "
             f"{args.duration}s per point; corpus of {len(CORPUS)} benign requests, GET and POST)",
@@ -349,8 +380,22 @@ rulesets:
                 lines.append(f"| {n} | {c} | {v['rps']:.0f} | {v['p50']:.3f} | {v['p99']:.3f} |")
         lines += [
             "",
+            "Moderate load (4 connections, 10 ms think time per connection):",
+            "",
+            "| setup | req/s | p50 ms | p99 ms |",
+            "|---|---|---|---|",
+        ]
+        for n in names:
+            v = paced[n]
+            lines.append(f"| {n} | {v['rps']:.0f} | {v['p50']:.3f} | {v['p99']:.3f} |")
+        lines += [
+            "",
+            f"- added latency at moderate load: p50 {paced[names[1]]['p50'] - paced[names[0]]['p50']:.3f} ms,"
+            f" p99 {paced[names[1]]['p99'] - paced[names[0]]['p99']:.3f} ms",
             f"- Envoy + Palisade / Envoy passthrough throughput (c=32): {palisade[32]['rps'] / base[32]['rps']:.2f}",
             f"- added p99 at c=1: {palisade[1]['p99'] - base[1]['p99']:.3f} ms; at c=8: {palisade[8]['p99'] - base[8]['p99']:.3f} ms",
+            f"- policy only (WAF Off) / passthrough throughput (c=32): {alp_only[32]['rps'] / base[32]['rps']:.2f};"
+            f" added p50 at c=1: {alp_only[1]['p50'] - base[1]['p50']:.3f} ms, p99: {alp_only[1]['p99'] - base[1]['p99']:.3f} ms",
             f"- Envoy + Palisade / nginx + ModSecurity throughput (c=32): {palisade[32]['rps'] / modsec[32]['rps']:.2f}"
             f" ({palisade[32]['rps']:.0f} vs {modsec[32]['rps']:.0f} req/s)",
         ]

@@ -156,6 +156,40 @@ impl Running {
     }
 }
 
+/// Reloads the state file on SIGHUP (a file that fails to load or build is
+/// logged and the active snapshot stays).
+#[cfg(unix)]
+async fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
+    path: PathBuf,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let stop = shutdown_signal(shutdown);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            received = hup.recv() => {
+                if received.is_none() {
+                    return;
+                }
+            }
+        }
+        tracing::info!(path = %path.display(), "SIGHUP: reloading the state file");
+        let state = match StateFile::load(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "state file not reloaded");
+                continue;
+            }
+        };
+        let worker = shared.clone();
+        // Errors are logged and counted by `apply`.
+        let _ = tokio::task::spawn_blocking(move || worker.apply(&state).map(|_| ())).await;
+    }
+}
+
 /// Resolves once `rx` holds `true` (or its sender is gone).
 pub async fn shutdown_signal(mut rx: watch::Receiver<bool>) {
     while !*rx.borrow_and_update() {
@@ -226,6 +260,24 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 tracing::error!(error = %e, "metrics server failed");
             }
         }));
+    }
+
+    #[cfg(unix)]
+    if let Some(path) = config.state.clone() {
+        // Registered here, before `start` returns, so an early SIGHUP never
+        // falls back to the default action (terminate).
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(hup) => tasks.push(tokio::spawn(reload_on_sighup(
+                hup,
+                path,
+                shared.clone(),
+                shutdown_rx.clone(),
+            ))),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; the state file will not be reloaded")
+            }
+        }
     }
 
     if let Some(addr) = config.control_plane.clone() {

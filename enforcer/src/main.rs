@@ -4,6 +4,11 @@
 use clap::Parser;
 use palisade_enforcer::config::{Args, Config};
 
+/// mimalloc: the engine's per-request allocations cost noticeably less than
+/// with glibc malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PALISADE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -603,6 +603,43 @@ async fn the_binary_serves_a_state_file_and_rejects_bad_flags() {
         .await,
         403
     );
+
+    // SIGHUP reloads the state file: a new version that allows only POST.
+    let reloaded = STATE_FILE
+        .replace("version: file-1", "version: file-2")
+        .replace("methods: [GET, POST]", "methods: [POST]");
+    std::fs::write(&state, reloaded).expect("rewrite state");
+    let _ = std::process::Command::new("kill")
+        .arg("-HUP")
+        .arg(child.id().to_string())
+        .status();
+    let swapped = wait_for(WAIT, || {
+        let mut client = client.clone();
+        async move {
+            let code = decide(&mut client, check_request("shop/web", "GET", "/", &[], b"")).await;
+            (code == 403).then_some(())
+        }
+    })
+    .await;
+    assert!(swapped.is_some(), "SIGHUP did not reload the state file");
+    let (_, body) = get(metrics, "/metrics").await.expect("metrics");
+    assert!(String::from_utf8_lossy(&body).contains(r#"snapshot_info{version="file-2"} 1"#));
+    // A broken file on SIGHUP keeps the active snapshot.
+    std::fs::write(&state, "services: [").expect("rewrite state");
+    let _ = std::process::Command::new("kill")
+        .arg("-HUP")
+        .arg(child.id().to_string())
+        .status();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        decide(
+            &mut client,
+            check_request("shop/web", "POST", "/", &[], b"")
+        )
+        .await,
+        200
+    );
+
     let _ = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
