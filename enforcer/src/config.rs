@@ -6,12 +6,22 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 
 use crate::events::EventOutput;
+use crate::tls::{ClientTls, TlsError, TlsFiles};
 
 /// Where the control plane's policy-sync service listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ControlPlaneAddr {
     /// `http://host:port`.
     Http(String),
+    /// `https://host:port`: mutual TLS. `tls` is the client certificate and
+    /// server CA; [`Config`] fills it from `--tls-*`. (Without it, no server
+    /// certificate is trusted and connecting fails.)
+    Https {
+        /// The address as given.
+        uri: String,
+        /// Loaded TLS material.
+        tls: Option<ClientTls>,
+    },
     /// `unix:PATH` (or `unix://PATH`).
     Unix(PathBuf),
 }
@@ -19,9 +29,23 @@ pub enum ControlPlaneAddr {
 /// A control-plane address that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// Not `http://host:port` or `unix:PATH`.
-    #[error("control plane address `{0}` must be http://HOST:PORT or unix:PATH")]
+    /// Not `http://host:port`, `https://host:port` or `unix:PATH`.
+    #[error(
+        "control plane address `{0}` must be http://HOST:PORT, https://HOST:PORT or unix:PATH"
+    )]
     ControlPlane(String),
+    /// A TLS file cannot be used, or the TLS settings are incomplete.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// An `https://` control plane without the TLS files.
+    #[error(
+        "control plane `{0}` is https: give --tls-cert, --tls-key and --tls-ca \
+         (PALISADE_TLS_CERT, PALISADE_TLS_KEY, PALISADE_TLS_CA)"
+    )]
+    TlsRequired(String),
+    /// TLS files without an `https://` control plane to use them for.
+    #[error("--tls-cert, --tls-key and --tls-ca need an https://HOST:PORT control plane{0}")]
+    TlsUnused(String),
     /// A metrics address that is not HOST:PORT or `off`.
     #[error("metrics address `{0}` must be IP:PORT or off")]
     MetricsAddr(String),
@@ -42,6 +66,15 @@ impl std::str::FromStr for ControlPlaneAddr {
                 return Err(ConfigError::ControlPlane(s.to_string()));
             }
             return Ok(ControlPlaneAddr::Unix(PathBuf::from(path)));
+        }
+        if let Some(rest) = s.strip_prefix("https://") {
+            if rest.is_empty() {
+                return Err(ConfigError::ControlPlane(s.to_string()));
+            }
+            return Ok(ControlPlaneAddr::Https {
+                uri: s.to_string(),
+                tls: None,
+            });
         }
         match s.strip_prefix("http://") {
             Some(rest) if !rest.is_empty() => Ok(ControlPlaneAddr::Http(s.to_string())),
@@ -81,9 +114,20 @@ pub struct Args {
     /// Address of the /metrics and /ready endpoint ("off" to disable).
     #[arg(long, env = "PALISADE_METRICS_ADDR", default_value = "0.0.0.0:9094")]
     pub metrics_addr: String,
-    /// Policy-sync service of the control plane: http://HOST:PORT or unix:PATH.
+    /// Policy-sync service of the control plane: http://HOST:PORT,
+    /// https://HOST:PORT (mutual TLS: needs --tls-cert, --tls-key, --tls-ca)
+    /// or unix:PATH.
     #[arg(long, env = "PALISADE_CONTROL_PLANE")]
     pub control_plane: Option<ControlPlaneAddr>,
+    /// Client certificate chain (PEM) presented to an https:// control plane.
+    #[arg(long, env = "PALISADE_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "PALISADE_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate(s) (PEM) the control plane's server certificate must chain to.
+    #[arg(long, env = "PALISADE_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
     /// A local state file (YAML or JSON) to start from, or to run without a control plane.
     #[arg(long, env = "PALISADE_STATE")]
     pub state: Option<PathBuf>,
@@ -151,11 +195,39 @@ impl TryFrom<Args> for Config {
                     .map_err(|_| ConfigError::MetricsAddr(a.to_string()))?,
             ),
         };
+        let tls = TlsFiles::from_options(
+            args.tls_cert.as_deref(),
+            args.tls_key.as_deref(),
+            args.tls_ca.as_deref(),
+        )?;
+        let control_plane = match (args.control_plane, tls) {
+            (Some(ControlPlaneAddr::Https { uri, .. }), Some(files)) => {
+                let tls = files.load(&uri)?;
+                Some(ControlPlaneAddr::Https {
+                    uri,
+                    tls: Some(tls),
+                })
+            }
+            (Some(ControlPlaneAddr::Https { uri, .. }), None) => {
+                return Err(ConfigError::TlsRequired(uri))
+            }
+            (Some(ControlPlaneAddr::Http(uri)), Some(_)) => {
+                return Err(ConfigError::TlsUnused(format!(", not `{uri}`")))
+            }
+            (Some(ControlPlaneAddr::Unix(path)), Some(_)) => {
+                return Err(ConfigError::TlsUnused(format!(
+                    ", not `unix:{}`",
+                    path.display()
+                )))
+            }
+            (None, Some(_)) => return Err(ConfigError::TlsUnused(String::new())),
+            (addr, None) => addr,
+        };
         Ok(Config {
             socket,
             listen_tcp: args.listen_tcp,
             metrics_addr,
-            control_plane: args.control_plane,
+            control_plane,
             state: args.state,
             node: args.node,
             events: match args.events_file {
@@ -187,7 +259,14 @@ mod tests {
                 Some(ControlPlaneAddr::Unix("/run/cp.sock".into())),
             ),
             ("unix:", None),
-            ("https://x:1", None),
+            (
+                "https://x:1",
+                Some(ControlPlaneAddr::Https {
+                    uri: "https://x:1".into(),
+                    tls: None,
+                }),
+            ),
+            ("https://", None),
             ("x:1", None),
         ];
         for (text, want) in cases {
@@ -218,5 +297,81 @@ mod tests {
         let mut args = Args::parse_from(["palisade-enforcer"]);
         args.socket = PathBuf::new();
         assert_eq!(Config::try_from(args).err(), Some(ConfigError::NoListener));
+    }
+
+    #[test]
+    fn tls_files_go_with_an_https_control_plane() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("ca");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["node".to_string()])
+            .expect("params")
+            .signed_by(&key, &ca, &ca_key)
+            .expect("cert");
+        let path = |n: &str| dir.path().join(n).display().to_string();
+        std::fs::write(path("ca.crt"), ca.pem()).expect("write");
+        std::fs::write(path("tls.crt"), cert.pem()).expect("write");
+        std::fs::write(path("tls.key"), key.serialize_pem()).expect("write");
+        let tls = [
+            "--tls-cert".to_string(),
+            path("tls.crt"),
+            "--tls-key".to_string(),
+            path("tls.key"),
+            "--tls-ca".to_string(),
+            path("ca.crt"),
+        ];
+        let https = "https://palisade-control-plane.palisade.svc:18001";
+        // (control plane, with the TLS flags, Ok(TLS loaded) or Err(part of the message))
+        let cases: &[(Option<&str>, bool, Result<bool, &str>)] = &[
+            (Some(https), true, Ok(true)),
+            (Some("http://cp:18001"), false, Ok(false)),
+            (None, false, Ok(false)),
+            (Some(https), false, Err("is https: give --tls-cert")),
+            (Some("http://cp:18001"), true, Err("not `http://cp:18001`")),
+            (
+                Some("unix:/run/cp.sock"),
+                true,
+                Err("not `unix:/run/cp.sock`"),
+            ),
+            (None, true, Err("need an https://HOST:PORT control plane")),
+        ];
+        for (cp, with_tls, want) in cases {
+            let mut argv = vec!["palisade-enforcer".to_string()];
+            if let Some(cp) = cp {
+                argv.extend(["--control-plane".to_string(), cp.to_string()]);
+            }
+            if *with_tls {
+                argv.extend(tls.iter().cloned());
+            }
+            let got = Config::try_from(Args::parse_from(&argv));
+            match (got, want) {
+                (Ok(config), Ok(loaded)) => {
+                    let has_tls = matches!(
+                        config.control_plane,
+                        Some(ControlPlaneAddr::Https { tls: Some(_), .. })
+                    );
+                    assert_eq!(has_tls, *loaded, "{argv:?}");
+                }
+                (Err(e), Err(part)) => assert!(e.to_string().contains(part), "{argv:?}: {e}"),
+                (got, want) => panic!("{argv:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        // A missing file is named.
+        let mut argv = vec!["palisade-enforcer", "--control-plane", https];
+        let missing = path("missing.key");
+        let args = [
+            "--tls-cert",
+            &tls[1],
+            "--tls-key",
+            &missing,
+            "--tls-ca",
+            &tls[5],
+        ];
+        argv.extend(args);
+        let err = Config::try_from(Args::parse_from(&argv)).expect_err("missing key");
+        assert!(err.to_string().contains(&missing), "{err}");
     }
 }

@@ -27,6 +27,7 @@ pub mod server;
 pub mod snapshot;
 pub mod state;
 pub mod sync;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -5,7 +5,8 @@
 //! rejected with the reason while the previous snapshot stays active). Event
 //! lines queued by the [`EventSink`](crate::events::EventSink) go up as
 //! `EventReport`s. When the stream breaks, the client reconnects with
-//! exponential backoff and the last snapshot keeps serving.
+//! exponential backoff and the last snapshot keeps serving. An `https://`
+//! control plane is reached over mutual TLS ([`crate::tls`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +76,15 @@ async fn connect(addr: &ControlPlaneAddr) -> Result<Channel, tonic::transport::E
     match addr {
         ControlPlaneAddr::Http(uri) => {
             Endpoint::from_shared(uri.clone())?
+                .connect_timeout(Duration::from_secs(5))
+                .tcp_nodelay(true)
+                .connect()
+                .await
+        }
+        ControlPlaneAddr::Https { uri, tls } => {
+            let tls = tls.as_ref().map(|t| t.client_config()).unwrap_or_default();
+            Endpoint::from_shared(uri.clone())?
+                .tls_config(tls)?
                 .connect_timeout(Duration::from_secs(5))
                 .tcp_nodelay(true)
                 .connect()
