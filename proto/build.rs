@@ -16,7 +16,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(false)
         .build_client(false)
         .btree_map(["."])
-        .extern_path(".envoy.config.core.v3", "::xds_api::pb::envoy::config::core::v3")
+        .extern_path(
+            ".envoy.config.core.v3",
+            "::xds_api::pb::envoy::config::core::v3",
+        )
         .compile_protos(
             &[
                 "envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto",

@@ -75,7 +75,10 @@ mod tests {
     #[test]
     fn crd_names_and_scopes() {
         let crds = crds(true);
-        let names: Vec<_> = crds.iter().filter_map(|c| c.metadata.name.clone()).collect();
+        let names: Vec<_> = crds
+            .iter()
+            .filter_map(|c| c.metadata.name.clone())
+            .collect();
         assert_eq!(
             names,
             [

@@ -7,6 +7,7 @@ pub mod run;
 pub mod source;
 pub mod status;
 pub mod sync;
+pub mod tls;
 pub mod validate;
 mod waf;
 pub mod xds;

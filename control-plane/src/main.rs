@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use palisade_control_plane::run::{self, RunConfig, SourceConfig};
 use palisade_control_plane::source::directory::DirectoryConfig;
+use palisade_control_plane::tls::TlsFiles;
 use palisade_control_plane::xds::translate::TranslateConfig;
 
 /// Palisade's control plane: reads a policies directory (standalone) or the
@@ -48,10 +49,19 @@ struct RunArgs {
     admin_listen: SocketAddr,
     /// Address node Envoys listen on for protected traffic (default
     /// 127.0.0.1:10000 with --policies, 0.0.0.0:10000 otherwise).
-    #[arg(long, env = "PALISADE_LISTEN", value_name = "IP:PORT")]
+    #[arg(
+        long,
+        visible_alias = "listen",
+        env = "PALISADE_LISTEN",
+        value_name = "IP:PORT"
+    )]
     envoy_listen: Option<SocketAddr>,
     /// Path of the enforcer's ext_authz Unix socket on each node.
-    #[arg(long, env = "PALISADE_ENFORCER_SOCKET", default_value = "/var/run/palisade/enforcer.sock")]
+    #[arg(
+        long,
+        env = "PALISADE_ENFORCER_SOCKET",
+        default_value = "/var/run/palisade/enforcer.sock"
+    )]
     enforcer_socket: PathBuf,
     /// Timeout of Envoy's ext_authz call to the enforcer, in milliseconds.
     #[arg(long, env = "PALISADE_EXT_AUTHZ_TIMEOUT_MS", default_value_t = 500)]
@@ -70,12 +80,25 @@ struct RunArgs {
     /// Log format: plain or json (filter with PALISADE_LOG, e.g. `info,palisade_control_plane=debug`).
     #[arg(long, env = "PALISADE_LOG_FORMAT", default_value = "plain")]
     log_format: String,
+    /// Server certificate chain (PEM) for xDS and policy sync; with --tls-key
+    /// and --tls-client-ca, both are served over mutual TLS.
+    #[arg(long, env = "PALISADE_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "PALISADE_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// CA certificate(s) (PEM) that client certificates (node Envoys, enforcers)
+    /// must chain to.
+    #[arg(long, env = "PALISADE_TLS_CLIENT_CA", value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 fn init_tracing(format: &str) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PALISADE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         "plain" => builder.init(),
         "json" => builder.json().init(),
@@ -103,14 +126,36 @@ fn main() -> ExitCode {
         eprintln!("palisade-control-plane: {e}");
         return ExitCode::from(64);
     }
-    let default_listen = if args.policies.is_some() { "127.0.0.1:10000" } else { "0.0.0.0:10000" };
+    let tls = TlsFiles::from_options(
+        args.tls_cert.as_deref(),
+        args.tls_key.as_deref(),
+        args.tls_client_ca.as_deref(),
+    )
+    .and_then(|files| files.map(|f| f.server_config()).transpose());
+    let tls = match tls {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("palisade-control-plane: {e}");
+            return ExitCode::from(64);
+        }
+    };
+    let default_listen = if args.policies.is_some() {
+        "127.0.0.1:10000"
+    } else {
+        "0.0.0.0:10000"
+    };
     let envoy_listen = args.envoy_listen.unwrap_or_else(|| {
-        default_listen.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 10000)))
+        default_listen
+            .parse()
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 10000)))
     });
     let source = match &args.policies {
         Some(dir) => {
             if !dir.is_dir() {
-                eprintln!("palisade-control-plane: --policies {} is not a directory", dir.display());
+                eprintln!(
+                    "palisade-control-plane: --policies {} is not a directory",
+                    dir.display()
+                );
                 return ExitCode::from(64);
             }
             let mut d = DirectoryConfig::new(dir);
@@ -144,7 +189,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let mut running = match run::start(config).await {
+        let mut running = match run::start_with_tls(config, tls).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot start");
@@ -169,13 +214,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

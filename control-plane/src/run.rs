@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::ServerTlsConfig;
 use tracing::{error, info};
 
 use crate::model::{Model, ModelBuilder, ModelTask};
@@ -74,6 +75,9 @@ pub enum RunError {
     /// No Kubernetes client could be made.
     #[error("cannot connect to Kubernetes: {0}")]
     Kube(#[source] kube::Error),
+    /// The TLS configuration was refused by the gRPC server.
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[source] tonic::transport::Error),
 }
 
 /// A running control plane.
@@ -114,26 +118,47 @@ impl Running {
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, RunError> {
-    TcpListener::bind(addr).await.map_err(|source| RunError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Bind { addr, source })
 }
 
-/// Starts everything for `config`.
+/// Starts everything for `config`, with plain-text xDS and policy sync.
 pub async fn start(config: RunConfig) -> Result<Running, RunError> {
+    start_with_tls(config, None).await
+}
+
+/// Starts everything for `config`; with `tls` (see [`crate::tls`]), xDS and
+/// policy sync are served over TLS and require client certificates.
+pub async fn start_with_tls(
+    config: RunConfig,
+    tls: Option<ServerTlsConfig>,
+) -> Result<Running, RunError> {
     let (inputs_tx, inputs_rx) = watch::channel(Arc::new(Inputs::default()));
     let mut tasks = Vec::new();
+    let mut client = None;
     let source_task = match config.source.clone() {
         SourceConfig::Directory(dir) => {
             let source = DirectorySource::new(dir);
             tokio::spawn(source.run(inputs_tx))
         }
-        SourceConfig::Kubernetes { crs_dir, modsecdefault } => {
-            let client = kube::Client::try_default().await.map_err(RunError::Kube)?;
-            let source = crate::source::kube::KubeSource::new(client, crs_dir, modsecdefault);
+        SourceConfig::Kubernetes {
+            crs_dir,
+            modsecdefault,
+        } => {
+            let c = kube::Client::try_default().await.map_err(RunError::Kube)?;
+            client = Some(c.clone());
+            let source = crate::source::kube::KubeSource::new(c, crs_dir, modsecdefault);
             tokio::spawn(async move { source.run(inputs_tx).await })
         }
     };
     tasks.push(source_task);
-    let mut running = start_with_inputs(config, inputs_rx, Arc::new(WafCompiler)).await?;
+    let mut running =
+        start_with_inputs_and_tls(config, inputs_rx, Arc::new(WafCompiler), tls).await?;
+    if let Some(c) = client {
+        let reporter = crate::source::kube::ProblemReporter::new(c);
+        tasks.push(tokio::spawn(reporter.run(running.models.clone())));
+    }
     running.tasks.extend(tasks);
     Ok(running)
 }
@@ -145,6 +170,28 @@ pub async fn start_with_inputs(
     inputs: watch::Receiver<Arc<Inputs>>,
     compiler: Arc<dyn RulesetCompiler>,
 ) -> Result<Running, RunError> {
+    start_with_inputs_and_tls(config, inputs, compiler, None).await
+}
+
+/// The gRPC server settings shared by xDS and policy sync, with TLS when given.
+fn grpc_server(tls: Option<&ServerTlsConfig>) -> Result<tonic::transport::Server, RunError> {
+    let server =
+        tonic::transport::Server::builder().http2_keepalive_interval(Some(Duration::from_secs(30)));
+    match tls {
+        Some(tls) => server.tls_config(tls.clone()).map_err(RunError::Tls),
+        None => Ok(server),
+    }
+}
+
+/// [`start_with_inputs`], serving xDS and policy sync over `tls` when given.
+pub async fn start_with_inputs_and_tls(
+    config: RunConfig,
+    inputs: watch::Receiver<Arc<Inputs>>,
+    compiler: Arc<dyn RulesetCompiler>,
+    tls: Option<ServerTlsConfig>,
+) -> Result<Running, RunError> {
+    let mut xds_server = grpc_server(tls.as_ref())?;
+    let mut sync_server = grpc_server(tls.as_ref())?;
     let xds_listener = bind(config.xds_listen).await?;
     let sync_listener = bind(config.sync_listen).await?;
     let admin_listener = bind(config.admin_listen).await?;
@@ -155,11 +202,13 @@ pub async fn start_with_inputs(
 
     let status = Status::new();
     let (models_tx, models_rx) = watch::channel(None);
-    let (snap_tx, snap_rx) = watch::channel(None);
+    let (snap_tx, snap_rx) = watch::channel(None::<Arc<XdsSnapshot>>);
     let (state_tx, state_rx) = watch::channel(None::<Arc<pb::State>>);
     let mut tasks = Vec::new();
 
-    tasks.push(tokio::spawn(ModelTask::new(ModelBuilder::new(compiler)).run(inputs, models_tx)));
+    tasks.push(tokio::spawn(
+        ModelTask::new(ModelBuilder::new(compiler)).run(inputs, models_tx),
+    ));
 
     // Model -> xDS snapshot + policy-sync state.
     let translate_cfg = config.translate.clone();
@@ -177,10 +226,13 @@ pub async fn start_with_inputs(
                 .await;
                 match built {
                     Ok((snapshot, state)) => {
-                        snap_tx.send_if_modified(|cur| {
-                            if cur.as_deref() == Some(&snapshot) {
-                                false
-                            } else {
+                        snap_tx.send_if_modified(|cur| match cur {
+                            Some(prev) if prev.types == snapshot.types => false,
+                            _ => {
+                                let snapshot = match cur.as_deref() {
+                                    Some(prev) => snapshot.with_delta_from(prev),
+                                    None => snapshot,
+                                };
                                 *cur = Some(Arc::new(snapshot));
                                 true
                             }
@@ -205,8 +257,7 @@ pub async fn start_with_inputs(
 
     let ads = AdsServer::new(snap_rx.clone(), status.clone()).into_service();
     tasks.push(tokio::spawn(async move {
-        let result = tonic::transport::Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        let result = xds_server
             .add_service(ads)
             .serve_with_incoming(TcpListenerStream::new(xds_listener))
             .await;
@@ -216,8 +267,7 @@ pub async fn start_with_inputs(
     }));
     let sync = SyncServer::new(state_rx, status.clone()).into_service();
     tasks.push(tokio::spawn(async move {
-        let result = tonic::transport::Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        let result = sync_server
             .add_service(sync)
             .serve_with_incoming(TcpListenerStream::new(sync_listener))
             .await;
@@ -231,8 +281,16 @@ pub async fn start_with_inputs(
             error!(error = %e, "admin server stopped");
         }
     }));
-    info!(%xds_addr, %sync_addr, %admin_addr, "control plane listening");
-    Ok(Running { xds_addr, sync_addr, admin_addr, status, models: models_rx, snapshots: snap_rx, tasks })
+    info!(%xds_addr, %sync_addr, %admin_addr, tls = tls.is_some(), "control plane listening");
+    Ok(Running {
+        xds_addr,
+        sync_addr,
+        admin_addr,
+        status,
+        models: models_rx,
+        snapshots: snap_rx,
+        tasks,
+    })
 }
 
 #[derive(Clone)]
@@ -245,11 +303,17 @@ struct Admin {
 /// `/model` (the current model as JSON), `/healthz`, `/readyz`.
 fn admin_router(status: Status, models: watch::Receiver<Option<Arc<Model>>>) -> axum::Router {
     axum::Router::new()
-        .route("/status", get(|AxumState(a): AxumState<Admin>| async move { axum::Json(a.status.report()) }))
+        .route(
+            "/status",
+            get(|AxumState(a): AxumState<Admin>| async move { axum::Json(a.status.report()) }),
+        )
         .route(
             "/metrics",
             get(|AxumState(a): AxumState<Admin>| async move {
-                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], a.status.metrics())
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    a.status.metrics(),
+                )
             }),
         )
         .route(
@@ -257,7 +321,9 @@ fn admin_router(status: Status, models: watch::Receiver<Option<Arc<Model>>>) -> 
             get(|AxumState(a): AxumState<Admin>| async move {
                 let model = a.models.borrow().clone();
                 match model {
-                    Some(m) => axum::Json(serde_json::to_value(&*m).unwrap_or_default()).into_response(),
+                    Some(m) => {
+                        axum::Json(serde_json::to_value(&*m).unwrap_or_default()).into_response()
+                    }
                     None => (StatusCode::SERVICE_UNAVAILABLE, "no model yet").into_response(),
                 }
             }),

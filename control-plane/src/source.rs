@@ -49,8 +49,16 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::File { path, line } => write!(f, "{}:{line}", path.display()),
-            Origin::Kubernetes { kind, namespace: Some(ns), name } => write!(f, "{kind} {ns}/{name}"),
-            Origin::Kubernetes { kind, namespace: None, name } => write!(f, "{kind} {name}"),
+            Origin::Kubernetes {
+                kind,
+                namespace: Some(ns),
+                name,
+            } => write!(f, "{kind} {ns}/{name}"),
+            Origin::Kubernetes {
+                kind,
+                namespace: None,
+                name,
+            } => write!(f, "{kind} {name}"),
             Origin::Builtin { what } => f.write_str(what),
         }
     }
@@ -119,6 +127,10 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} {}: {}", self.origin, self.kind, self.name, self.message)
+        write!(
+            f,
+            "{}: {} {}: {}",
+            self.origin, self.kind, self.name, self.message
+        )
     }
 }

@@ -151,7 +151,9 @@ impl Status {
         type_url: &str,
         f: impl FnOnce(&mut XdsTypeStatus) -> R,
     ) -> R {
-        self.envoy(node, |e| f(e.types.entry(short_type(type_url).to_string()).or_default()))
+        self.envoy(node, |e| {
+            f(e.types.entry(short_type(type_url).to_string()).or_default())
+        })
     }
 
     /// Changes one enforcer's entry.
@@ -166,36 +168,77 @@ impl Status {
         use std::fmt::Write;
         let r = self.lock();
         let mut out = String::new();
-        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
-        let _ = writeln!(out, "# HELP palisade_model_updates_total Models built and published.");
+        let esc = |s: &str| {
+            s.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n")
+        };
+        let _ = writeln!(
+            out,
+            "# HELP palisade_model_updates_total Models built and published."
+        );
         let _ = writeln!(out, "# TYPE palisade_model_updates_total counter");
         let _ = writeln!(out, "palisade_model_updates_total {}", r.model_updates);
-        let _ = writeln!(out, "# HELP palisade_services Protected services in the model.");
+        let _ = writeln!(
+            out,
+            "# HELP palisade_services Protected services in the model."
+        );
         let _ = writeln!(out, "# TYPE palisade_services gauge");
         let _ = writeln!(out, "palisade_services {}", r.services);
-        let _ = writeln!(out, "# HELP palisade_problems Objects refused or suspicious in the current model.");
+        let _ = writeln!(
+            out,
+            "# HELP palisade_problems Objects refused or suspicious in the current model."
+        );
         let _ = writeln!(out, "# TYPE palisade_problems gauge");
         let _ = writeln!(out, "palisade_problems {}", r.problems.len());
-        let _ = writeln!(out, "# HELP palisade_xds_connected Envoys with an open xDS stream.");
+        let _ = writeln!(
+            out,
+            "# HELP palisade_xds_connected Envoys with an open xDS stream."
+        );
         let _ = writeln!(out, "# TYPE palisade_xds_connected gauge");
-        let envoys = r.nodes.values().filter(|n| n.envoy.as_ref().is_some_and(|e| e.connected));
+        let envoys = r
+            .nodes
+            .values()
+            .filter(|n| n.envoy.as_ref().is_some_and(|e| e.connected));
         let _ = writeln!(out, "palisade_xds_connected {}", envoys.count());
-        let _ = writeln!(out, "# HELP palisade_sync_connected Enforcers with an open policy-sync stream.");
+        let _ = writeln!(
+            out,
+            "# HELP palisade_sync_connected Enforcers with an open policy-sync stream."
+        );
         let _ = writeln!(out, "# TYPE palisade_sync_connected gauge");
-        let enforcers = r.nodes.values().filter(|n| n.enforcer.as_ref().is_some_and(|e| e.connected));
+        let enforcers = r
+            .nodes
+            .values()
+            .filter(|n| n.enforcer.as_ref().is_some_and(|e| e.connected));
         let _ = writeln!(out, "palisade_sync_connected {}", enforcers.count());
-        let _ = writeln!(out, "# HELP palisade_xds_responses_total xDS responses sent.");
+        let _ = writeln!(
+            out,
+            "# HELP palisade_xds_responses_total xDS responses sent."
+        );
         let _ = writeln!(out, "# TYPE palisade_xds_responses_total counter");
         for (node, n) in &r.nodes {
             for (t, s) in n.envoy.iter().flat_map(|e| e.types.iter()) {
-                let _ = writeln!(out, "palisade_xds_responses_total{{node=\"{}\",type=\"{t}\"}} {}", esc(node), s.responses);
+                let _ = writeln!(
+                    out,
+                    "palisade_xds_responses_total{{node=\"{}\",type=\"{t}\"}} {}",
+                    esc(node),
+                    s.responses
+                );
             }
         }
-        let _ = writeln!(out, "# HELP palisade_xds_nacks_total xDS responses Envoy rejected.");
+        let _ = writeln!(
+            out,
+            "# HELP palisade_xds_nacks_total xDS responses Envoy rejected."
+        );
         let _ = writeln!(out, "# TYPE palisade_xds_nacks_total counter");
         for (node, n) in &r.nodes {
             for (t, s) in n.envoy.iter().flat_map(|e| e.types.iter()) {
-                let _ = writeln!(out, "palisade_xds_nacks_total{{node=\"{}\",type=\"{t}\"}} {}", esc(node), s.nacks);
+                let _ = writeln!(
+                    out,
+                    "palisade_xds_nacks_total{{node=\"{}\",type=\"{t}\"}} {}",
+                    esc(node),
+                    s.nacks
+                );
             }
         }
         let _ = writeln!(out, "# HELP palisade_xds_in_sync 1 when the node's Envoy acknowledged the last version sent, per type.");
@@ -203,7 +246,11 @@ impl Status {
         for (node, n) in &r.nodes {
             for (t, s) in n.envoy.iter().flat_map(|e| e.types.iter()) {
                 let v = u8::from(s.sent.is_some() && s.sent == s.acked);
-                let _ = writeln!(out, "palisade_xds_in_sync{{node=\"{}\",type=\"{t}\"}} {v}", esc(node));
+                let _ = writeln!(
+                    out,
+                    "palisade_xds_in_sync{{node=\"{}\",type=\"{t}\"}} {v}",
+                    esc(node)
+                );
             }
         }
         let _ = writeln!(out, "# HELP palisade_enforcer_in_sync 1 when the node's enforcer applied the last state sent.");
@@ -211,14 +258,26 @@ impl Status {
         for (node, n) in &r.nodes {
             if let Some(e) = &n.enforcer {
                 let v = u8::from(e.sent.is_some() && e.sent == e.applied);
-                let _ = writeln!(out, "palisade_enforcer_in_sync{{node=\"{}\"}} {v}", esc(node));
+                let _ = writeln!(
+                    out,
+                    "palisade_enforcer_in_sync{{node=\"{}\"}} {v}",
+                    esc(node)
+                );
             }
         }
-        let _ = writeln!(out, "# HELP palisade_enforcer_events_total WAF and policy events reported by enforcers.");
+        let _ = writeln!(
+            out,
+            "# HELP palisade_enforcer_events_total WAF and policy events reported by enforcers."
+        );
         let _ = writeln!(out, "# TYPE palisade_enforcer_events_total counter");
         for (node, n) in &r.nodes {
             if let Some(e) = &n.enforcer {
-                let _ = writeln!(out, "palisade_enforcer_events_total{{node=\"{}\"}} {}", esc(node), e.events);
+                let _ = writeln!(
+                    out,
+                    "palisade_enforcer_events_total{{node=\"{}\"}} {}",
+                    esc(node),
+                    e.events
+                );
             }
         }
         out
@@ -232,16 +291,31 @@ mod tests {
     #[test]
     fn records_and_renders() {
         let s = Status::new();
-        s.envoy_type("n1", "type.googleapis.com/envoy.config.cluster.v3.Cluster", |t| {
-            t.sent = Some("v1".into());
-            t.acked = Some("v1".into());
-            t.responses += 1;
-        });
+        s.envoy_type(
+            "n1",
+            "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+            |t| {
+                t.sent = Some("v1".into());
+                t.acked = Some("v1".into());
+                t.responses += 1;
+            },
+        );
         s.enforcer("n1", |e| e.events += 3);
         let r = s.report();
-        assert_eq!(r.nodes["n1"].envoy.as_ref().unwrap().types["Cluster"].acked.as_deref(), Some("v1"));
+        assert_eq!(
+            r.nodes["n1"].envoy.as_ref().unwrap().types["Cluster"]
+                .acked
+                .as_deref(),
+            Some("v1")
+        );
         let m = s.metrics();
-        assert!(m.contains("palisade_xds_in_sync{node=\"n1\",type=\"Cluster\"} 1"), "{m}");
-        assert!(m.contains("palisade_enforcer_events_total{node=\"n1\"} 3"), "{m}");
+        assert!(
+            m.contains("palisade_xds_in_sync{node=\"n1\",type=\"Cluster\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("palisade_enforcer_events_total{node=\"n1\"} 3"),
+            "{m}"
+        );
     }
 }

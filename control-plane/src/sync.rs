@@ -36,7 +36,10 @@ fn waf_mode(mode: WafMode) -> pb::WafMode {
 
 fn ports(ports: &[String]) -> Vec<u32> {
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-    let list: Vec<IntOrString> = ports.iter().map(|p| IntOrString::String(p.clone())).collect();
+    let list: Vec<IntOrString> = ports
+        .iter()
+        .map(|p| IntOrString::String(p.clone()))
+        .collect();
     expand_ports(&list).unwrap_or_default()
 }
 
@@ -47,10 +50,13 @@ fn entity(e: &palisade_alp::EntityRuleSpec) -> pb::EntityMatch {
         nets: e.nets.clone(),
         not_nets: e.not_nets.clone(),
         not_selector: e.not_selector.clone(),
-        service_accounts: e.service_accounts.as_ref().map(|sa| pb::ServiceAccountMatch {
-            names: sa.names.clone(),
-            selector: sa.selector.clone(),
-        }),
+        service_accounts: e
+            .service_accounts
+            .as_ref()
+            .map(|sa| pb::ServiceAccountMatch {
+                names: sa.names.clone(),
+                selector: sa.selector.clone(),
+            }),
         ports: ports(&e.ports),
     }
 }
@@ -95,7 +101,11 @@ pub fn state_from_model(model: &Model) -> pb::State {
             .map(|r| pb::Ruleset {
                 name: r.name.clone(),
                 hash: r.hash.clone(),
-                files: r.files.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                files: r
+                    .files
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
             })
             .collect(),
         tiers: model
@@ -128,8 +138,12 @@ pub fn state_from_model(model: &Model) -> pb::State {
                                         .iter()
                                         .map(|m| pb::PathMatch {
                                             kind: match (&m.exact, &m.prefix) {
-                                                (Some(e), _) => Some(pb::path_match::Kind::Exact(e.clone())),
-                                                (None, Some(p)) => Some(pb::path_match::Kind::Prefix(p.clone())),
+                                                (Some(e), _) => {
+                                                    Some(pb::path_match::Kind::Exact(e.clone()))
+                                                }
+                                                (None, Some(p)) => {
+                                                    Some(pb::path_match::Kind::Prefix(p.clone()))
+                                                }
                                                 (None, None) => None,
                                             },
                                         })
@@ -209,9 +223,15 @@ impl SyncServer {
     ) {
         // The first message must be Hello.
         let hello = match incoming.message().await {
-            Ok(Some(pb::EnforcerMessage { kind: Some(pb::enforcer_message::Kind::Hello(h)) })) => h,
+            Ok(Some(pb::EnforcerMessage {
+                kind: Some(pb::enforcer_message::Kind::Hello(h)),
+            })) => h,
             Ok(_) => {
-                let _ = tx.send(Err(tonic::Status::invalid_argument("the first message must be Hello"))).await;
+                let _ = tx
+                    .send(Err(tonic::Status::invalid_argument(
+                        "the first message must be Hello",
+                    )))
+                    .await;
                 return;
             }
             Err(e) => {
@@ -219,7 +239,11 @@ impl SyncServer {
                 return;
             }
         };
-        let node = if hello.node.is_empty() { "unknown".to_string() } else { hello.node.clone() };
+        let node = if hello.node.is_empty() {
+            "unknown".to_string()
+        } else {
+            hello.node.clone()
+        };
         info!(%node, enforcer_version = %hello.enforcer_version, active_version = %hello.active_version, "enforcer connected");
         self.status.enforcer(&node, |e| {
             e.connected = true;
@@ -237,9 +261,13 @@ impl SyncServer {
                     let version = state.version.clone();
                     debug!(%node, %version, "sending state");
                     let msgs = [
-                        pb::ControlMessage { kind: Some(pb::control_message::Kind::State((*state).clone())) },
                         pb::ControlMessage {
-                            kind: Some(pb::control_message::Kind::InSync(pb::InSync { version: version.clone() })),
+                            kind: Some(pb::control_message::Kind::State((*state).clone())),
+                        },
+                        pb::ControlMessage {
+                            kind: Some(pb::control_message::Kind::InSync(pb::InSync {
+                                version: version.clone(),
+                            })),
                         },
                     ];
                     let mut closed = false;
@@ -252,7 +280,8 @@ impl SyncServer {
                     if closed {
                         break;
                     }
-                    self.status.enforcer(&node, |e| e.sent = Some(version.clone()));
+                    self.status
+                        .enforcer(&node, |e| e.sent = Some(version.clone()));
                     sent = Some(version);
                 }
             }
@@ -282,7 +311,11 @@ impl SyncServer {
             Some(pb::enforcer_message::Kind::Ack(ack)) => {
                 warn!(node, version = %ack.version, error = %ack.error, "enforcer rejected the state; it keeps its last good snapshot");
                 self.status.enforcer(node, |e| {
-                    e.rejected = Some(Rejection { version: ack.version.clone(), error: ack.error.clone(), resources: Vec::new() });
+                    e.rejected = Some(Rejection {
+                        version: ack.version.clone(),
+                        error: ack.error.clone(),
+                        resources: Vec::new(),
+                    });
                 });
             }
             Some(pb::enforcer_message::Kind::Events(report)) => {

@@ -34,7 +34,10 @@ pub fn is_wildcard_type(type_url: &str) -> bool {
 
 /// Packs a message into an `Any`.
 pub fn to_any<M: Message>(type_url: &str, msg: &M) -> Any {
-    Any { type_url: type_url.to_string(), value: msg.encode_to_vec() }
+    Any {
+        type_url: type_url.to_string(),
+        value: msg.encode_to_vec(),
+    }
 }
 
 pub(crate) fn short_hash(parts: &[&[u8]]) -> String {
@@ -58,7 +61,10 @@ pub struct XdsResource {
 impl XdsResource {
     /// Wraps an encoded resource, computing its version.
     pub fn new(body: Any) -> XdsResource {
-        XdsResource { version: short_hash(&[&body.value]), body }
+        XdsResource {
+            version: short_hash(&[&body.value]),
+            body,
+        }
     }
 }
 
@@ -71,11 +77,26 @@ pub struct TypeSnapshot {
     pub resources: BTreeMap<String, XdsResource>,
 }
 
+/// What changed in one type since the previous snapshot.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TypeDelta {
+    /// The previous snapshot's version of the type.
+    pub from_version: String,
+    /// Names added or changed.
+    pub changed: Vec<String>,
+    /// Names removed.
+    pub removed: Vec<String>,
+}
+
 /// Everything served to Envoys, by type URL.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct XdsSnapshot {
     /// Per type URL.
     pub types: BTreeMap<String, TypeSnapshot>,
+    /// Per type URL, the difference from the previous snapshot, when known:
+    /// delta streams already in sync with that snapshot look only at these
+    /// names instead of comparing every resource.
+    pub deltas: BTreeMap<String, TypeDelta>,
 }
 
 impl XdsSnapshot {
@@ -91,19 +112,94 @@ impl XdsSnapshot {
                 parts.push(r.version.as_bytes());
             }
             let version = short_hash(&parts);
-            out.types.insert(type_url, TypeSnapshot { version, resources });
+            out.types
+                .insert(type_url, TypeSnapshot { version, resources });
         }
         for t in PUSH_ORDER {
-            out.types.entry(t.to_string()).or_insert_with(|| TypeSnapshot {
-                version: short_hash(&[]),
-                resources: BTreeMap::new(),
-            });
+            out.types
+                .entry(t.to_string())
+                .or_insert_with(|| TypeSnapshot {
+                    version: short_hash(&[]),
+                    resources: BTreeMap::new(),
+                });
         }
         out
+    }
+
+    /// Records the difference from `previous` (see [`XdsSnapshot::deltas`]).
+    pub fn with_delta_from(mut self, previous: &XdsSnapshot) -> XdsSnapshot {
+        let mut deltas = BTreeMap::new();
+        for (type_url, now) in &self.types {
+            let Some(before) = previous.types.get(type_url) else {
+                continue;
+            };
+            let changed = now
+                .resources
+                .iter()
+                .filter(|(n, r)| before.resources.get(*n).map(|b| &b.version) != Some(&r.version))
+                .map(|(n, _)| n.clone())
+                .collect();
+            let removed = before
+                .resources
+                .keys()
+                .filter(|n| !now.resources.contains_key(*n))
+                .cloned()
+                .collect();
+            deltas.insert(
+                type_url.clone(),
+                TypeDelta {
+                    from_version: before.version.clone(),
+                    changed,
+                    removed,
+                },
+            );
+        }
+        self.deltas = deltas;
+        self
     }
 
     /// The resources of a type (empty for unknown types).
     pub fn get(&self, type_url: &str) -> Option<&TypeSnapshot> {
         self.types.get(type_url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(v: &[u8]) -> XdsResource {
+        XdsResource::new(Any {
+            type_url: CLUSTER.into(),
+            value: v.to_vec(),
+        })
+    }
+
+    #[test]
+    fn versions_and_deltas() {
+        let a = XdsSnapshot::from_resources([(
+            CLUSTER.to_string(),
+            BTreeMap::from([("x".to_string(), res(b"1")), ("y".to_string(), res(b"2"))]),
+        )]);
+        let same = XdsSnapshot::from_resources([(
+            CLUSTER.to_string(),
+            BTreeMap::from([("x".to_string(), res(b"1")), ("y".to_string(), res(b"2"))]),
+        )]);
+        assert_eq!(a.types[CLUSTER].version, same.types[CLUSTER].version);
+        let b = XdsSnapshot::from_resources([(
+            CLUSTER.to_string(),
+            BTreeMap::from([
+                ("x".to_string(), res(b"changed")),
+                ("z".to_string(), res(b"3")),
+            ]),
+        )])
+        .with_delta_from(&a);
+        assert_ne!(a.types[CLUSTER].version, b.types[CLUSTER].version);
+        let d = &b.deltas[CLUSTER];
+        assert_eq!(d.from_version, a.types[CLUSTER].version);
+        assert_eq!(d.changed, ["x", "z"]);
+        assert_eq!(d.removed, ["y"]);
+        // Every pushed type exists, empty when nothing was given.
+        assert!(b.types[LISTENER].resources.is_empty());
     }
 }

@@ -39,7 +39,10 @@ fn envoy_binary() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
 }
 
 struct Envoy {
@@ -95,13 +98,23 @@ static_resources:
         let child = Command::new(envoy_binary())
             .arg("-c")
             .arg(&path)
-            .args(["--disable-hot-restart", "--concurrency", "1", "--log-level", "info"])
+            .args([
+                "--disable-hot-restart",
+                "--concurrency",
+                "1",
+                "--log-level",
+                "info",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start envoy");
-        Envoy { child, admin: SocketAddr::from(([127, 0, 0, 1], admin_port)), _dir: dir }
+        Envoy {
+            child,
+            admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
+            _dir: dir,
+        }
     }
 
     fn log(&self) -> String {
@@ -109,7 +122,10 @@ static_resources:
     }
 
     async fn config_dump(&self) -> String {
-        http_get(self.admin, "/config_dump?include_eds").await.map(|(_, b)| b).unwrap_or_default()
+        http_get(self.admin, "/config_dump?include_eds")
+            .await
+            .map(|(_, b)| b)
+            .unwrap_or_default()
     }
 
     /// Polls config_dump (at most `limit`) until `pred` holds; returns the dump.
@@ -133,20 +149,38 @@ static_resources:
 
 async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await?;
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    Ok((status, if chunked { dechunk(body) } else { body.to_string() }))
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    Ok((
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    ))
 }
 
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
@@ -243,12 +277,17 @@ async fn directory_mode(delta: bool) {
             d.contains("reviews.bookinfo.svc.cluster.local") && d.contains("\"port_value\": 18081")
         })
         .await;
-    eprintln!("{node}: new service in Envoy's config {:?} after the edit", edited.elapsed());
+    eprintln!(
+        "{node}: new service in Envoy's config {:?} after the edit",
+        edited.elapsed()
+    );
 
     // Remove it again: it disappears.
     std::fs::remove_file(policies.path().join("reviews.yaml")).unwrap();
     envoy
-        .wait_dump(Duration::from_secs(20), |d| !d.contains("reviews.bookinfo.svc.cluster.local"))
+        .wait_dump(Duration::from_secs(20), |d| {
+            !d.contains("reviews.bookinfo.svc.cluster.local")
+        })
         .await;
 
     // The status shows the node with every type acknowledged.
@@ -258,18 +297,34 @@ async fn directory_mode(delta: bool) {
         assert_eq!(code, 200);
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         let types = &v["nodes"][node]["envoy"]["types"];
-        let synced = ["Cluster", "ClusterLoadAssignment", "Listener", "RouteConfiguration"]
-            .iter()
-            .all(|t| !types[t]["acked"].is_null() && types[t]["acked"] == types[t]["sent"]);
+        let synced = [
+            "Cluster",
+            "ClusterLoadAssignment",
+            "Listener",
+            "RouteConfiguration",
+        ]
+        .iter()
+        .all(|t| !types[t]["acked"].is_null() && types[t]["acked"] == types[t]["sent"]);
         if synced {
-            assert_eq!(v["nodes"][node]["envoy"]["protocol"], if delta { "delta" } else { "sotw" });
+            assert_eq!(
+                v["nodes"][node]["envoy"]["protocol"],
+                if delta { "delta" } else { "sotw" }
+            );
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "status never showed the node in sync: {body}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "status never showed the node in sync: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (_, metrics) = http_get(cp.admin_addr, "/metrics").await.unwrap();
-    assert!(metrics.contains(&format!("palisade_xds_in_sync{{node=\"{node}\",type=\"Listener\"}} 1")), "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "palisade_xds_in_sync{{node=\"{node}\",type=\"Listener\"}} 1"
+        )),
+        "{metrics}"
+    );
     drop(envoy);
     cp.shutdown();
 }
@@ -303,10 +358,12 @@ fn handmade_snapshot(listen_port: u16, marker: &str, bad: bool) -> XdsSnapshot {
     };
     let manager = hcm::HttpConnectionManager {
         stat_prefix: "t".into(),
-        route_specifier: Some(hcm::http_connection_manager::RouteSpecifier::Rds(hcm::Rds {
-            config_source: Some(ads),
-            route_config_name: "routes".into(),
-        })),
+        route_specifier: Some(hcm::http_connection_manager::RouteSpecifier::Rds(
+            hcm::Rds {
+                config_source: Some(ads),
+                route_config_name: "routes".into(),
+            },
+        )),
         http_filters: vec![hcm::HttpFilter {
             name: "envoy.filters.http.router".into(),
             config_type: Some(hcm::http_filter::ConfigType::TypedConfig(to_any(
@@ -344,7 +401,11 @@ fn handmade_snapshot(listen_port: u16, marker: &str, bad: bool) -> XdsSnapshot {
     }
     let routes = route::RouteConfiguration {
         name: "routes".into(),
-        virtual_hosts: vec![route::VirtualHost { name: "v".into(), domains, ..Default::default() }],
+        virtual_hosts: vec![route::VirtualHost {
+            name: "v".into(),
+            domains,
+            ..Default::default()
+        }],
         ..Default::default()
     };
     let c = cluster::Cluster {
@@ -352,11 +413,17 @@ fn handmade_snapshot(listen_port: u16, marker: &str, bad: bool) -> XdsSnapshot {
         cluster_discovery_type: Some(cluster::cluster::ClusterDiscoveryType::Type(
             cluster::cluster::DiscoveryType::Static as i32,
         )),
-        connect_timeout: Some(xds_api::pb::google::protobuf::Duration { seconds: 1, nanos: 0 }),
+        connect_timeout: Some(xds_api::pb::google::protobuf::Duration {
+            seconds: 1,
+            nanos: 0,
+        }),
         ..Default::default()
     };
     let one = |type_url: &str, name: &str, any| {
-        (type_url.to_string(), BTreeMap::from([(name.to_string(), XdsResource::new(any))]))
+        (
+            type_url.to_string(),
+            BTreeMap::from([(name.to_string(), XdsResource::new(any))]),
+        )
     };
     XdsSnapshot::from_resources([
         one(LISTENER, "l", to_any(LISTENER, &lst)),
@@ -382,15 +449,25 @@ async fn nack_is_reported_and_not_resent(delta: bool) {
     let node = if delta { "nack-delta" } else { "nack-sotw" };
     let envoy = Envoy::start(xds, node, delta);
     let route_status = |s: &Status| {
-        s.report().nodes.get(node).and_then(|n| n.envoy.clone()).and_then(|e| e.types.get("RouteConfiguration").cloned())
+        s.report()
+            .nodes
+            .get(node)
+            .and_then(|n| n.envoy.clone())
+            .and_then(|e| e.types.get("RouteConfiguration").cloned())
     };
     let good_version = good.types[ROUTE].version.clone();
     let start = Instant::now();
     while route_status(&status).and_then(|t| t.acked) != Some(good_version.clone()) {
-        assert!(start.elapsed() < Duration::from_secs(60), "good routes never acknowledged; log:\n{}", envoy.log());
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "good routes never acknowledged; log:\n{}",
+            envoy.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    envoy.wait_dump(Duration::from_secs(20), |d| d.contains("good.example")).await;
+    envoy
+        .wait_dump(Duration::from_secs(20), |d| d.contains("good.example"))
+        .await;
 
     // Push the invalid route configuration.
     let bad = handmade_snapshot(port, "bad", true);
@@ -401,28 +478,45 @@ async fn nack_is_reported_and_not_resent(delta: bool) {
         if let Some(n) = route_status(&status).and_then(|t| t.nacked) {
             break n;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "no NACK recorded; log:\n{}", envoy.log());
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no NACK recorded; log:\n{}",
+            envoy.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(rejected.version, bad_version);
-    assert!(rejected.error.to_lowercase().contains("domain"), "{}", rejected.error);
+    assert!(
+        rejected.error.to_lowercase().contains("domain"),
+        "{}",
+        rejected.error
+    );
     let responses = route_status(&status).map(|t| t.responses).unwrap_or(0);
 
     // A later change to another type must not re-send the rejected routes.
     let mut next = handmade_snapshot(port, "bad", true);
     let other = handmade_snapshot(port, "other", false);
-    next.types.insert(CLUSTER.to_string(), other.types[CLUSTER].clone());
+    next.types
+        .insert(CLUSTER.to_string(), other.types[CLUSTER].clone());
     tx.send(Some(Arc::new(next))).unwrap();
-    envoy.wait_dump(Duration::from_secs(20), |d| d.contains("static-other")).await;
+    envoy
+        .wait_dump(Duration::from_secs(20), |d| d.contains("static-other"))
+        .await;
     let after = route_status(&status).unwrap();
-    assert_eq!(after.responses, responses, "the rejected route configuration was sent again");
+    assert_eq!(
+        after.responses, responses,
+        "the rejected route configuration was sent again"
+    );
     assert_eq!(after.acked.as_deref(), Some(good_version.as_str()));
     // Envoy still serves the last accepted routes.
     let dump = envoy.config_dump().await;
     assert!(dump.contains("good.example") && !dump.contains("bad.example"));
     // The NACK shows in /status's data.
     let report = status.report();
-    assert_eq!(report.nodes[node].envoy.as_ref().unwrap().types["RouteConfiguration"].nacks, 1);
+    assert_eq!(
+        report.nodes[node].envoy.as_ref().unwrap().types["RouteConfiguration"].nacks,
+        1
+    );
     drop(envoy);
     server.abort();
 }
@@ -435,4 +529,199 @@ async fn invalid_resource_is_nacked_reported_and_not_resent_sotw() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_resource_is_nacked_reported_and_not_resent_delta() {
     nack_is_reported_and_not_resent(true).await;
+}
+
+/// The enforcer binary: `PALISADE_ENFORCER`, or beside this test's target dir.
+fn enforcer_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PALISADE_ENFORCER") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let debug = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let path = debug.join("palisade-enforcer");
+    assert!(
+        path.is_file(),
+        "palisade-enforcer not found at {}: build it (cargo build -p palisade-enforcer) or set PALISADE_ENFORCER",
+        path.display()
+    );
+    path
+}
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A tiny upstream answering 200 "upstream ok" to everything.
+async fn upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut seen = Vec::new();
+                loop {
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\nconnection: close\r\n\r\nupstream ok")
+                    .await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+async fn status_of(envoy_port: u16, method: &str, host: &str, path: &str) -> u16 {
+    let addr = SocketAddr::from(([127, 0, 0, 1], envoy_port));
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return 0;
+    };
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: palisade-test\r\nAccept: */*\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return 0;
+    }
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf)
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Polls until the request gets `want` (bounded); returns how long it took.
+async fn expect_status(
+    port: u16,
+    method: &str,
+    host: &str,
+    path: &str,
+    want: u16,
+    limit: Duration,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let got = status_of(port, method, host, path).await;
+        if got == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{method} {host}{path}: got {got}, want {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+const SQLI: &str = "/test/artists.php?artist=0+div+1+union%23foo*%2F*bar%0D%0Aselect%23foo%0D%0A1%2C2%2Ccurrent_user";
+const PRODUCTPAGE: &str = "productpage.bookinfo.svc.cluster.local";
+const WWW: &str = "www.web.svc.cluster.local";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_through_envoy_and_enforcer_follows_policy_files() {
+    let (up, up_task) = upstream().await;
+    let policies = policies_copy();
+    for f in ["bookinfo.yaml", "www.yaml"] {
+        let p = policies.path().join(f);
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, text.replace("127.0.0.1:18080", &up.to_string())).unwrap();
+    }
+    let envoy_port = free_port();
+    let cp = start_directory_mode(policies.path(), envoy_port).await;
+    let socket = policies.path().join("enforcer.sock");
+    let events = policies.path().join("events.log");
+    let enforcer = Process(
+        Command::new(enforcer_binary())
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--control-plane")
+            .arg(format!("http://{}", cp.sync_addr))
+            .args(["--node", "traffic-node", "--metrics-addr", "off"])
+            .arg("--events-file")
+            .arg(&events)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the enforcer"),
+    );
+    let envoy = Envoy::start(cp.xds_addr, "traffic-node", false);
+    let limit = Duration::from_secs(60);
+
+    expect_status(envoy_port, "GET", PRODUCTPAGE, "/productpage", 200, limit).await;
+    expect_status(envoy_port, "GET", PRODUCTPAGE, SQLI, 403, limit).await;
+    expect_status(envoy_port, "OPTIONS", PRODUCTPAGE, "/", 403, limit).await;
+    expect_status(envoy_port, "GET", WWW, "/", 200, limit).await;
+    expect_status(envoy_port, "GET", WWW, "/robots.txt", 200, limit).await;
+    expect_status(envoy_port, "GET", WWW, "/.git/HEAD", 403, limit).await;
+    expect_status(envoy_port, "GET", WWW, "/about", 403, limit).await;
+
+    // Allow /about on www by editing the policy file.
+    let www = policies.path().join("www.yaml");
+    let text = std::fs::read_to_string(&www).unwrap();
+    std::fs::write(
+        &www,
+        text.replace(
+            "          - exact: /robots.txt\n",
+            "          - exact: /robots.txt\n          - exact: /about\n",
+        ),
+    )
+    .unwrap();
+    let took = expect_status(
+        envoy_port,
+        "GET",
+        WWW,
+        "/about",
+        200,
+        Duration::from_secs(20),
+    )
+    .await;
+    eprintln!("policy edit reached traffic in {took:?}");
+
+    // Switch productpage to DetectionOnly: the injection is logged, not blocked.
+    let bookinfo = policies.path().join("bookinfo.yaml");
+    let text = std::fs::read_to_string(&bookinfo).unwrap();
+    std::fs::write(
+        &bookinfo,
+        text.replace(
+            "palisade.dev/waf: \"On\"",
+            "palisade.dev/waf: DetectionOnly",
+        ),
+    )
+    .unwrap();
+    let took = expect_status(
+        envoy_port,
+        "GET",
+        PRODUCTPAGE,
+        SQLI,
+        200,
+        Duration::from_secs(20),
+    )
+    .await;
+    eprintln!("mode edit reached traffic in {took:?}");
+
+    // The node's Envoy and enforcer are reported in sync.
+    let report = cp.status.report();
+    let node = &report.nodes["traffic-node"];
+    let e = node.enforcer.as_ref().expect("enforcer status");
+    assert!(e.connected);
+    assert!(node.envoy.as_ref().is_some_and(|e| e.connected));
+    drop(envoy);
+    drop(enforcer);
+    cp.shutdown();
+    up_task.abort();
 }

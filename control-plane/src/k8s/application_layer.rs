@@ -25,9 +25,9 @@ pub const DEFAULT_LOG_REQUESTS_PER_INTERVAL: u32 = 100;
     doc = "Cluster-wide settings for Palisade's web application firewall and application-layer policy.",
     derive = "PartialEq",
     derive = "Default",
-    printcolumn(name = "WAF", type_ = "string", json_path = ".spec.webApplicationFirewall"),
-    printcolumn(name = "ALP", type_ = "string", json_path = ".spec.applicationLayerPolicy"),
-    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.defaultWafMode")
+    printcolumn = r#"{"name":"WAF","type":"string","jsonPath":".spec.webApplicationFirewall"}"#,
+    printcolumn = r#"{"name":"ALP","type":"string","jsonPath":".spec.applicationLayerPolicy"}"#,
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.defaultWafMode"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationLayerSpec {

@@ -6,16 +6,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use sha1::{Digest, Sha1};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{
-    Model, PortModel, RulesetModel, ServiceKey, ServiceModel, Settings, WorkloadModel,
-};
+use super::{Model, PortModel, RulesetModel, ServiceKey, ServiceModel, Settings, WorkloadModel};
 use crate::k8s::{
-    calico::DEFAULT_TIER, ApplicationLayer, FailureMode, Toggle, WafMode, ANNOTATION_CALICO_L7_LOGGING,
-    ANNOTATION_HOSTS, ANNOTATION_RULESET, ANNOTATION_UPSTREAM, ANNOTATION_WAF,
+    calico::DEFAULT_TIER, ApplicationLayer, FailureMode, Toggle, WafMode,
+    ANNOTATION_CALICO_L7_LOGGING, ANNOTATION_HOSTS, ANNOTATION_RULESET, ANNOTATION_UPSTREAM,
+    ANNOTATION_WAF,
 };
 use crate::source::{Inputs, Origin, Problem, RulesetFiles, Sourced};
 use crate::validate::{self, RulesetCompiler, RulesetVerdict};
@@ -88,7 +88,9 @@ impl ModelBuilder {
         }
         if !rulesets.contains_key(&settings.default_ruleset) {
             problems.push(problem(
-                &Origin::Builtin { what: "settings".into() },
+                &Origin::Builtin {
+                    what: "settings".into(),
+                },
                 "Ruleset",
                 &settings.default_ruleset,
                 "the default ruleset does not exist; services using it get no WAF rules",
@@ -99,7 +101,9 @@ impl ModelBuilder {
             Ok(set) => set,
             Err(e) => {
                 problems.push(problem(
-                    &Origin::Builtin { what: "policies".into() },
+                    &Origin::Builtin {
+                        what: "policies".into(),
+                    },
                     "PolicySet",
                     "all",
                     format!("{e}; policies are not enforced"),
@@ -112,7 +116,10 @@ impl ModelBuilder {
             .namespaces
             .iter()
             .filter_map(|ns| {
-                Some((ns.metadata.name.clone()?, ns.metadata.labels.clone().unwrap_or_default()))
+                Some((
+                    ns.metadata.name.clone()?,
+                    ns.metadata.labels.clone().unwrap_or_default(),
+                ))
             })
             .collect();
         let mut pods_by_ns: HashMap<&str, Vec<&Pod>> = HashMap::new();
@@ -122,11 +129,24 @@ impl ModelBuilder {
             }
         }
         let workloads = workloads(&inputs.pods, &namespaces);
+        let mut slices: SliceIndex<'_> = HashMap::new();
+        for slice in &inputs.endpoint_slices {
+            let service = slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_SERVICE_NAME));
+            if let (Some(ns), Some(svc)) = (slice.metadata.namespace.as_deref(), service) {
+                slices.entry((ns, svc.as_str())).or_default().push(slice);
+            }
+        }
 
         let mut services = BTreeMap::new();
         let mut seen = BTreeSet::new();
         for svc in &inputs.services {
-            let Some(key) = service_key(&svc.object) else { continue };
+            let Some(key) = service_key(&svc.object) else {
+                continue;
+            };
             if !seen.insert(key.clone()) {
                 problems.push(problem(
                     &svc.origin,
@@ -136,26 +156,22 @@ impl ModelBuilder {
                 ));
                 continue;
             }
-            match self.service(svc, &key, inputs, &settings, &rulesets, &namespaces, &pods_by_ns) {
-                Ok(Some(mut model)) => {
-                    let identity = palisade_alp::Identity::new(
-                        &key.namespace,
-                        &key.name,
-                        &model.service_account,
-                        model.labels.clone(),
-                        model.namespace_labels.clone(),
-                        BTreeMap::new(),
-                    );
-                    model.policies = policy_set
-                        .selecting(&identity)
-                        .into_iter()
-                        .map(|(t, p)| format!("{t}/{p}"))
-                        .collect();
+            let chosen = match self.service(
+                svc,
+                &key,
+                &slices,
+                &settings,
+                &rulesets,
+                &namespaces,
+                &pods_by_ns,
+            ) {
+                Ok(Some(model)) => {
                     self.last_good_services.insert(key.clone(), model.clone());
-                    services.insert(key, model);
+                    Some(model)
                 }
                 Ok(None) => {
                     self.last_good_services.remove(&key);
+                    None
                 }
                 Err(message) => {
                     let kept = self.last_good_services.get(&key).cloned();
@@ -165,10 +181,24 @@ impl ModelBuilder {
                         &key.to_string(),
                         format!("{message}{}", keep_note(kept.is_some())),
                     ));
-                    if let Some(model) = kept {
-                        services.insert(key, model);
-                    }
+                    kept
                 }
+            };
+            if let Some(mut model) = chosen {
+                let identity = palisade_alp::Identity::new(
+                    &key.namespace,
+                    &key.name,
+                    &model.service_account,
+                    model.labels.clone(),
+                    model.namespace_labels.clone(),
+                    BTreeMap::new(),
+                );
+                model.policies = policy_set
+                    .selecting(&identity)
+                    .into_iter()
+                    .map(|(t, p)| format!("{t}/{p}"))
+                    .collect();
+                services.insert(key, model);
             }
         }
         self.last_good_services.retain(|k, _| seen.contains(k));
@@ -200,7 +230,10 @@ impl ModelBuilder {
             .or_else(|| layers.iter().min_by_key(|l| l.object.metadata.name.clone()));
         let Some(layer) = chosen else {
             self.last_good_settings = None;
-            return Settings { default_ruleset: String::new(), ..Settings::default() };
+            return Settings {
+                default_ruleset: String::new(),
+                ..Settings::default()
+            };
         };
         let name = layer.object.metadata.name.clone().unwrap_or_default();
         for other in layers {
@@ -215,14 +248,21 @@ impl ModelBuilder {
         }
         let spec = &layer.object.spec;
         let defaults = Settings::default();
-        let body = spec.body_limit_bytes.unwrap_or(u64::from(defaults.body_limit_bytes));
+        let body = spec
+            .body_limit_bytes
+            .unwrap_or(u64::from(defaults.body_limit_bytes));
         let logs = spec.log_collection.clone().unwrap_or_default();
-        let interval = logs.log_interval_seconds.unwrap_or(defaults.log_interval_seconds);
+        let interval = logs
+            .log_interval_seconds
+            .unwrap_or(defaults.log_interval_seconds);
         let mut errors = Vec::new();
         let body_limit_bytes = match u32::try_from(body) {
             Ok(b) if b > 0 => b,
             _ => {
-                errors.push(format!("bodyLimitBytes {body} must be between 1 and {}", u32::MAX));
+                errors.push(format!(
+                    "bodyLimitBytes {body} must be between 1 and {}",
+                    u32::MAX
+                ));
                 defaults.body_limit_bytes
             }
         };
@@ -235,7 +275,10 @@ impl ModelBuilder {
             }
         }
         if !errors.is_empty() {
-            let kept = self.last_good_settings.as_ref().filter(|(n, _)| n.as_deref() == Some(&name));
+            let kept = self
+                .last_good_settings
+                .as_ref()
+                .filter(|(n, _)| n.as_deref() == Some(&name));
             problems.push(problem(
                 &layer.origin,
                 "ApplicationLayer",
@@ -274,7 +317,12 @@ impl ModelBuilder {
         for r in inputs {
             let name = &r.object.name;
             if out.contains_key(name) {
-                problems.push(problem(&r.origin, "Ruleset", name, "defined more than once; the first is used"));
+                problems.push(problem(
+                    &r.origin,
+                    "Ruleset",
+                    name,
+                    "defined more than once; the first is used",
+                ));
                 continue;
             }
             let hash = ruleset_hash(&r.object.files);
@@ -290,7 +338,12 @@ impl ModelBuilder {
             let rules = match verdict {
                 RulesetVerdict::Valid { rules } => rules,
                 RulesetVerdict::Unchecked(why) => {
-                    problems.push(problem(&r.origin, "Ruleset", name, format!("not validated: {why}")));
+                    problems.push(problem(
+                        &r.origin,
+                        "Ruleset",
+                        name,
+                        format!("not validated: {why}"),
+                    ));
                     0
                 }
                 RulesetVerdict::Invalid(why) => {
@@ -322,7 +375,11 @@ impl ModelBuilder {
         out
     }
 
-    fn tiers(&mut self, inputs: &Inputs, problems: &mut Vec<Problem>) -> Vec<palisade_alp::TierSpec> {
+    fn tiers(
+        &mut self,
+        inputs: &Inputs,
+        problems: &mut Vec<Problem>,
+    ) -> Vec<palisade_alp::TierSpec> {
         let mut tiers: BTreeMap<String, palisade_alp::TierSpec> = BTreeMap::new();
         for t in &inputs.tiers {
             let name = t.object.metadata.name.clone().unwrap_or_default();
@@ -335,7 +392,9 @@ impl ModelBuilder {
             let result = if tiers.contains_key(&name) {
                 Err("defined more than once".to_string())
             } else {
-                palisade_alp::policy::Tier::compile(&spec).map(|_| ()).map_err(|e| e.to_string())
+                palisade_alp::policy::Tier::compile(&spec)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             };
             match result {
                 Ok(()) => {
@@ -344,7 +403,12 @@ impl ModelBuilder {
                 }
                 Err(e) => {
                     let kept = self.last_good_tiers.get(&name).cloned();
-                    problems.push(problem(&t.origin, "Tier", &name, format!("{e}{}", keep_note(kept.is_some()))));
+                    problems.push(problem(
+                        &t.origin,
+                        "Tier",
+                        &name,
+                        format!("{e}{}", keep_note(kept.is_some())),
+                    ));
                     if let Some(k) = kept {
                         tiers.entry(name).or_insert(k);
                     }
@@ -352,12 +416,14 @@ impl ModelBuilder {
             }
         }
         self.last_good_tiers.retain(|n, _| tiers.contains_key(n));
-        tiers.entry(DEFAULT_TIER.to_string()).or_insert_with(|| palisade_alp::TierSpec {
-            name: DEFAULT_TIER.to_string(),
-            order: None,
-            default_action: None,
-            policies: Vec::new(),
-        });
+        tiers
+            .entry(DEFAULT_TIER.to_string())
+            .or_insert_with(|| palisade_alp::TierSpec {
+                name: DEFAULT_TIER.to_string(),
+                order: None,
+                default_action: None,
+                policies: Vec::new(),
+            });
 
         let mut names = BTreeSet::new();
         let mut sorted: Vec<_> = inputs.policies.iter().collect();
@@ -365,10 +431,21 @@ impl ModelBuilder {
         for p in sorted {
             let name = p.object.metadata.name.clone().unwrap_or_default();
             if !names.insert(name.clone()) {
-                problems.push(problem(&p.origin, "GlobalNetworkPolicy", &name, "defined more than once; the first is used"));
+                problems.push(problem(
+                    &p.origin,
+                    "GlobalNetworkPolicy",
+                    &name,
+                    "defined more than once; the first is used",
+                ));
                 continue;
             }
-            let tier = p.object.spec.tier.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| DEFAULT_TIER.to_string());
+            let tier = p
+                .object
+                .spec
+                .tier
+                .clone()
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| DEFAULT_TIER.to_string());
             let result = if tiers.contains_key(&tier) {
                 validate::check_policy(&name, &tier, &p.object.spec)
             } else {
@@ -376,7 +453,8 @@ impl ModelBuilder {
             };
             match result {
                 Ok(spec) => {
-                    self.last_good_policies.insert(name.clone(), (tier.clone(), spec.clone()));
+                    self.last_good_policies
+                        .insert(name.clone(), (tier.clone(), spec.clone()));
                     if let Some(t) = tiers.get_mut(&tier) {
                         t.policies.push(spec);
                     }
@@ -410,14 +488,17 @@ impl ModelBuilder {
         &self,
         svc: &Sourced<Service>,
         key: &ServiceKey,
-        inputs: &Inputs,
+        slices: &SliceIndex<'_>,
         settings: &Settings,
         rulesets: &BTreeMap<String, RulesetModel>,
         namespaces: &HashMap<String, BTreeMap<String, String>>,
         pods_by_ns: &HashMap<&str, Vec<&Pod>>,
     ) -> Result<Option<ServiceModel>, String> {
         let annotations = svc.object.metadata.annotations.clone().unwrap_or_default();
-        let mode = match (annotations.get(ANNOTATION_WAF), annotations.get(ANNOTATION_CALICO_L7_LOGGING)) {
+        let mode = match (
+            annotations.get(ANNOTATION_WAF),
+            annotations.get(ANNOTATION_CALICO_L7_LOGGING),
+        ) {
             (Some(v), _) => WafMode::parse(v).ok_or_else(|| {
                 format!("annotation {ANNOTATION_WAF}: `{v}` is not On, DetectionOnly or Off")
             })?,
@@ -427,7 +508,9 @@ impl ModelBuilder {
         let ruleset = match annotations.get(ANNOTATION_RULESET).map(|s| s.trim()) {
             Some(r) if !r.is_empty() => {
                 if !rulesets.contains_key(r) {
-                    return Err(format!("annotation {ANNOTATION_RULESET}: ruleset `{r}` does not exist"));
+                    return Err(format!(
+                        "annotation {ANNOTATION_RULESET}: ruleset `{r}` does not exist"
+                    ));
                 }
                 r.to_string()
             }
@@ -439,11 +522,21 @@ impl ModelBuilder {
         };
         let hosts: Vec<String> = annotations
             .get(ANNOTATION_HOSTS)
-            .map(|h| h.split(',').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect())
+            .map(|h| {
+                h.split(',')
+                    .map(|s| s.trim().to_ascii_lowercase())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
         for h in &hosts {
-            if !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:*[]".contains(&b)) {
-                return Err(format!("annotation {ANNOTATION_HOSTS}: `{h}` is not a host name"));
+            if !h
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:*[]".contains(&b))
+            {
+                return Err(format!(
+                    "annotation {ANNOTATION_HOSTS}: `{h}` is not a host name"
+                ));
             }
         }
         let spec = svc.object.spec.clone().unwrap_or_default();
@@ -469,13 +562,18 @@ impl ModelBuilder {
 
         let mut ports = Vec::new();
         for p in spec.ports.iter().flatten() {
-            let port = u16::try_from(p.port).map_err(|_| format!("port {} is out of range", p.port))?;
+            let port =
+                u16::try_from(p.port).map_err(|_| format!("port {} is out of range", p.port))?;
             let name = p.name.clone().unwrap_or_default();
             let endpoints = match &upstream {
                 Some(list) => list.clone(),
-                None => slice_endpoints(inputs, key, &name),
+                None => slice_endpoints(slices, key, &name),
             };
-            ports.push(PortModel { name, port, endpoints });
+            ports.push(PortModel {
+                name,
+                port,
+                endpoints,
+            });
         }
         if ports.is_empty() {
             return Err("the Service has no ports".to_string());
@@ -504,7 +602,11 @@ impl ModelBuilder {
 
 fn service_key(svc: &Service) -> Option<ServiceKey> {
     Some(ServiceKey {
-        namespace: svc.metadata.namespace.clone().unwrap_or_else(|| "default".to_string()),
+        namespace: svc
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string()),
         name: svc.metadata.name.clone()?,
     })
 }
@@ -523,21 +625,23 @@ pub fn parse_upstreams(list: &str) -> Result<Vec<SocketAddr>, String> {
         out.push(addr);
     }
     if out.is_empty() {
-        return Err(format!("annotation {ANNOTATION_UPSTREAM} lists no endpoint"));
+        return Err(format!(
+            "annotation {ANNOTATION_UPSTREAM} lists no endpoint"
+        ));
     }
     Ok(out)
 }
 
+/// EndpointSlices by (namespace, service name).
+type SliceIndex<'a> = HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>;
+
 /// Ready endpoints of the service's slices for the service port named `port_name`.
-fn slice_endpoints(inputs: &Inputs, key: &ServiceKey, port_name: &str) -> Vec<SocketAddr> {
+fn slice_endpoints(slices: &SliceIndex<'_>, key: &ServiceKey, port_name: &str) -> Vec<SocketAddr> {
     let mut out = BTreeSet::new();
-    for slice in &inputs.endpoint_slices {
-        let labels = slice.metadata.labels.as_ref();
-        if slice.metadata.namespace.as_deref() != Some(key.namespace.as_str())
-            || labels.and_then(|l| l.get(LABEL_SERVICE_NAME)) != Some(&key.name)
-        {
-            continue;
-        }
+    let Some(list) = slices.get(&(key.namespace.as_str(), key.name.as_str())) else {
+        return Vec::new();
+    };
+    for slice in list {
         let Some(port) = slice
             .ports
             .iter()
@@ -570,8 +674,12 @@ fn workloads(
         .iter()
         .filter_map(|pod| {
             let status = pod.status.as_ref()?;
-            let mut ips: Vec<String> =
-                status.pod_ips.iter().flatten().map(|ip| ip.ip.clone()).collect();
+            let mut ips: Vec<String> = status
+                .pod_ips
+                .iter()
+                .flatten()
+                .map(|ip| ip.ip.clone())
+                .collect();
             if ips.is_empty() {
                 ips.extend(status.pod_ip.clone());
             }
@@ -650,7 +758,11 @@ impl ModelTask {
                     info!(origin = %p.origin, kind = %p.kind, name = %p.name, "resolved: {}", p.origin);
                 }
                 reported = now;
-                let changed = out.borrow().as_ref().map(|m| m.version != model.version || m.problems != model.problems).unwrap_or(true);
+                let changed = out
+                    .borrow()
+                    .as_ref()
+                    .map(|m| m.version != model.version || m.problems != model.problems)
+                    .unwrap_or(true);
                 if changed {
                     info!(version = %model.version, services = model.services.len(), rulesets = model.rulesets.len(), "model updated");
                     if out.send(Some(Arc::new(model))).is_err() {
@@ -681,10 +793,19 @@ mod tests {
     fn inputs(yaml: &str) -> Inputs {
         let (objs, problems) = parse(Path::new("t.yaml"), yaml);
         assert!(problems.is_empty(), "{problems:?}");
-        let mut inputs = Inputs { ready: true, default_ruleset: "baseline".into(), ..Inputs::default() };
+        let mut inputs = Inputs {
+            ready: true,
+            default_ruleset: "baseline".into(),
+            ..Inputs::default()
+        };
         inputs.rulesets.push(Sourced {
-            origin: Origin::Builtin { what: "test".into() },
-            object: RulesetFiles { name: "baseline".into(), files: BTreeMap::new() },
+            origin: Origin::Builtin {
+                what: "test".into(),
+            },
+            object: RulesetFiles {
+                name: "baseline".into(),
+                files: BTreeMap::new(),
+            },
         });
         for o in objs {
             let origin = o.origin;
@@ -693,9 +814,13 @@ mod tests {
                 Manifest::EndpointSlice(s) => inputs.endpoint_slices.push(s),
                 Manifest::Pod(p) => inputs.pods.push(p),
                 Manifest::Namespace(n) => inputs.namespaces.push(n),
-                Manifest::GlobalNetworkPolicy(p) => inputs.policies.push(Sourced { origin, object: p }),
+                Manifest::GlobalNetworkPolicy(p) => {
+                    inputs.policies.push(Sourced { origin, object: p })
+                }
                 Manifest::Tier(t) => inputs.tiers.push(Sourced { origin, object: t }),
-                Manifest::ApplicationLayer(a) => inputs.application_layers.push(Sourced { origin, object: a }),
+                Manifest::ApplicationLayer(a) => inputs
+                    .application_layers
+                    .push(Sourced { origin, object: a }),
                 Manifest::GlobalAlert(a) => inputs.alerts.push(Sourced { origin, object: a }),
                 Manifest::Ruleset(r) => inputs.rulesets.push(Sourced { origin, object: r }),
             }
@@ -709,14 +834,28 @@ mod tests {
     fn repository_policies_build() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
         let model = builder().build(&load_once(&dir));
-        let problems: Vec<_> =
-            model.problems.iter().filter(|p| !p.message.starts_with("not validated")).collect();
+        let problems: Vec<_> = model
+            .problems
+            .iter()
+            .filter(|p| !p.message.starts_with("not validated"))
+            .collect();
         assert!(problems.is_empty(), "{problems:?}");
-        let pp = model.services.values().find(|s| s.key.name == "productpage").unwrap();
+        let pp = model
+            .services
+            .values()
+            .find(|s| s.key.name == "productpage")
+            .unwrap();
         assert_eq!(pp.mode, WafMode::On);
-        assert_eq!(pp.ports[0].endpoints, ["127.0.0.1:18080".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(
+            pp.ports[0].endpoints,
+            ["127.0.0.1:18080".parse::<SocketAddr>().unwrap()]
+        );
         assert_eq!(pp.policies, ["default/default.productpage-get-only"]);
-        let www = model.services.values().find(|s| s.key.name == "www").unwrap();
+        let www = model
+            .services
+            .values()
+            .find(|s| s.key.name == "www")
+            .unwrap();
         assert_eq!(www.mode, WafMode::DetectionOnly);
         assert_eq!(www.policies, ["default/default.www-allow-list"]);
         assert_eq!(model.settings.default_ruleset, "baseline");
@@ -741,8 +880,14 @@ mod tests {
         let model = builder().build(&inputs(yaml));
         let s = model.services.values().next().unwrap();
         assert_eq!(s.mode, WafMode::DetectionOnly);
-        assert_eq!(s.ports[0].endpoints, ["10.0.0.1:8080".parse::<SocketAddr>().unwrap()]);
-        assert_eq!(s.ports[1].endpoints, ["10.0.0.1:9090".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(
+            s.ports[0].endpoints,
+            ["10.0.0.1:8080".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(
+            s.ports[1].endpoints,
+            ["10.0.0.1:9090".parse::<SocketAddr>().unwrap()]
+        );
     }
 
     #[test]
@@ -751,22 +896,36 @@ mod tests {
         let mut b = builder();
         let good = b.build(&inputs(&format!("{SVC}{policy}")));
         assert!(good.problems.is_empty(), "{:?}", good.problems);
-        assert_eq!(good.tiers.iter().map(|t| t.policies.len()).sum::<usize>(), 1);
+        assert_eq!(
+            good.tiers.iter().map(|t| t.policies.len()).sum::<usize>(),
+            1
+        );
 
         // A Deny rule with http is refused; the Allow version stays.
-        let bad = b.build(&inputs(&format!("{SVC}{}", policy.replace("Allow", "Deny"))));
+        let bad = b.build(&inputs(&format!(
+            "{SVC}{}",
+            policy.replace("Allow", "Deny")
+        )));
         assert_eq!(bad.tiers, good.tiers);
         assert_eq!(bad.problems.len(), 1);
         assert!(bad.problems[0].message.contains("only allowed on Allow"));
         assert!(bad.problems[0].message.contains("last good version stays"));
-        assert_eq!(bad.problems[0].origin, Origin::File { path: "t.yaml".into(), line: 11 });
+        assert_eq!(
+            bad.problems[0].origin,
+            Origin::File {
+                path: "t.yaml".into(),
+                line: 11
+            }
+        );
 
         // A bad annotation keeps the service as it was.
         let bad_svc = b.build(&inputs(&SVC.replace("'On'", "Maybe")));
         assert_eq!(bad_svc.services, b.build(&inputs(SVC)).services);
         let fresh = builder().build(&inputs(&SVC.replace("'On'", "Maybe")));
         assert!(fresh.services.is_empty());
-        assert!(fresh.problems[0].message.contains("not On, DetectionOnly or Off"));
+        assert!(fresh.problems[0]
+            .message
+            .contains("not On, DetectionOnly or Off"));
     }
 
     #[derive(Debug)]
@@ -785,13 +944,26 @@ mod tests {
     fn invalid_ruleset_keeps_last_good() {
         let mut b = ModelBuilder::new(Arc::new(Refuse));
         let mut i = inputs(SVC);
-        i.rulesets[0].object.files.insert("a.conf".into(), b"SecRuleEngine On".to_vec());
+        i.rulesets[0]
+            .object
+            .files
+            .insert("a.conf".into(), b"SecRuleEngine On".to_vec());
         let good = b.build(&i);
         assert_eq!(good.rulesets["baseline"].rules, 1);
-        i.rulesets[0].object.files.insert("bad.conf".into(), b"x".to_vec());
+        i.rulesets[0]
+            .object
+            .files
+            .insert("bad.conf".into(), b"x".to_vec());
         let bad = b.build(&i);
-        assert_eq!(bad.rulesets["baseline"].hash, good.rulesets["baseline"].hash);
-        assert!(bad.problems[0].message.contains("bad.conf:3"), "{:?}", bad.problems);
+        assert_eq!(
+            bad.rulesets["baseline"].hash,
+            good.rulesets["baseline"].hash
+        );
+        assert!(
+            bad.problems[0].message.contains("bad.conf:3"),
+            "{:?}",
+            bad.problems
+        );
         // Without a last good version the ruleset is left out.
         let fresh = ModelBuilder::new(Arc::new(Refuse)).build(&i);
         assert!(fresh.rulesets.is_empty());

@@ -58,7 +58,10 @@ pub struct DirectorySource {
 impl DirectorySource {
     /// A source for `config`.
     pub fn new(config: DirectoryConfig) -> DirectorySource {
-        DirectorySource { config, last_good: HashMap::new() }
+        DirectorySource {
+            config,
+            last_good: HashMap::new(),
+        }
     }
 
     fn manifest_files(&self) -> Vec<PathBuf> {
@@ -66,7 +69,9 @@ impl DirectorySource {
         let mut out = Vec::new();
         let mut stack = vec![self.config.dir.clone()];
         while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 let path = entry.path();
                 let hidden = path
@@ -94,7 +99,10 @@ impl DirectorySource {
 
     /// Reads the whole directory once.
     pub fn load(&mut self) -> Inputs {
-        let mut inputs = Inputs { ready: true, ..Inputs::default() };
+        let mut inputs = Inputs {
+            ready: true,
+            ..Inputs::default()
+        };
         let dir = self.config.dir.clone();
         let mut problems = Vec::new();
 
@@ -106,19 +114,25 @@ impl DirectorySource {
                 Err(e) => (
                     Vec::new(),
                     vec![Problem {
-                        origin: Origin::File { path: path.clone(), line: 0 },
+                        origin: Origin::File {
+                            path: path.clone(),
+                            line: 0,
+                        },
                         kind: "File".into(),
                         name: path.display().to_string(),
                         message: format!("cannot read: {e}"),
                     }],
                 ),
             };
-            let fatal = file_problems.iter().any(|p| !p.message.starts_with(IGNORED_KIND));
+            let fatal = file_problems
+                .iter()
+                .any(|p| !p.message.starts_with(IGNORED_KIND));
             let objects = if fatal {
                 let kept = self.last_good.get(&path).cloned().unwrap_or_default();
                 for mut p in file_problems {
                     if !kept.is_empty() {
-                        p.message.push_str("; the previous version of the file stays in force");
+                        p.message
+                            .push_str("; the previous version of the file stays in force");
                     }
                     problems.push(p);
                 }
@@ -134,15 +148,21 @@ impl DirectorySource {
         }
 
         // Rulesets.
-        let modsecdefault_path =
-            self.config.modsecdefault.clone().unwrap_or_else(|| dir.join(MODSECDEFAULT));
+        let modsecdefault_path = self
+            .config
+            .modsecdefault
+            .clone()
+            .unwrap_or_else(|| dir.join(MODSECDEFAULT));
         let modsecdefault = std::fs::read(&modsecdefault_path).ok();
         let rulesets_dir = dir.join("rulesets");
         let mut names = Vec::new();
         if let Ok(entries) = std::fs::read_dir(&rulesets_dir) {
             for entry in entries.flatten() {
                 let path = entry.path();
-                let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string)
+                let Some(name) = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_string)
                 else {
                     continue;
                 };
@@ -155,11 +175,17 @@ impl DirectorySource {
         for (name, path) in names {
             match rulesets::load_dir(&name, &path, modsecdefault.as_deref()) {
                 Ok(files) => inputs.rulesets.push(Sourced {
-                    origin: Origin::File { path: path.clone(), line: 0 },
+                    origin: Origin::File {
+                        path: path.clone(),
+                        line: 0,
+                    },
                     object: files,
                 }),
                 Err(e) => problems.push(Problem {
-                    origin: Origin::File { path: path.clone(), line: 0 },
+                    origin: Origin::File {
+                        path: path.clone(),
+                        line: 0,
+                    },
                     kind: "Ruleset".into(),
                     name,
                     message: e.to_string(),
@@ -172,13 +198,17 @@ impl DirectorySource {
                 Ok(files) => {
                     inputs.rulesets.retain(|r| r.object.name != CRS_RULESET);
                     inputs.rulesets.push(Sourced {
-                        origin: Origin::Builtin { what: format!("CRS from {}", crs.display()) },
+                        origin: Origin::Builtin {
+                            what: format!("CRS from {}", crs.display()),
+                        },
                         object: files,
                     });
                     inputs.default_ruleset = CRS_RULESET.to_string();
                 }
                 Err(e) => problems.push(Problem {
-                    origin: Origin::Builtin { what: "PALISADE_CRS_DIR".into() },
+                    origin: Origin::Builtin {
+                        what: "PALISADE_CRS_DIR".into(),
+                    },
                     kind: "Ruleset".into(),
                     name: CRS_RULESET.into(),
                     message: e.to_string(),
@@ -230,9 +260,9 @@ fn add(inputs: &mut Inputs, located: Located) {
         Manifest::Namespace(o) => inputs.namespaces.push(o),
         Manifest::GlobalNetworkPolicy(o) => inputs.policies.push(Sourced { origin, object: o }),
         Manifest::Tier(o) => inputs.tiers.push(Sourced { origin, object: o }),
-        Manifest::ApplicationLayer(o) => {
-            inputs.application_layers.push(Sourced { origin, object: o })
-        }
+        Manifest::ApplicationLayer(o) => inputs
+            .application_layers
+            .push(Sourced { origin, object: o }),
         Manifest::GlobalAlert(o) => inputs.alerts.push(Sourced { origin, object: o }),
         Manifest::Ruleset(o) => inputs.rulesets.push(Sourced { origin, object: o }),
     }
@@ -256,13 +286,19 @@ mod tests {
     fn repository_examples_load_cleanly() {
         let inputs = load_once(&repo_policies());
         assert!(inputs.problems.is_empty(), "{:?}", inputs.problems);
-        let names: Vec<_> =
-            inputs.services.iter().filter_map(|s| s.object.metadata.name.clone()).collect();
+        let names: Vec<_> = inputs
+            .services
+            .iter()
+            .filter_map(|s| s.object.metadata.name.clone())
+            .collect();
         assert!(names.contains(&"productpage".to_string()), "{names:?}");
         assert!(names.contains(&"www".to_string()), "{names:?}");
         assert_eq!(inputs.application_layers.len(), 1);
         assert!(inputs.policies.len() >= 2);
-        assert!(inputs.rulesets.iter().any(|r| r.object.name == BASELINE_RULESET));
+        assert!(inputs
+            .rulesets
+            .iter()
+            .any(|r| r.object.name == BASELINE_RULESET));
         assert_eq!(inputs.default_ruleset, BASELINE_RULESET);
     }
 
@@ -270,10 +306,18 @@ mod tests {
     fn broken_file_keeps_last_good() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("ns.yaml");
-        std::fs::write(&file, "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n").unwrap();
+        std::fs::write(
+            &file,
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",
+        )
+        .unwrap();
         let mut source = DirectorySource::new(DirectoryConfig::new(dir.path()));
         assert_eq!(source.load().namespaces.len(), 1);
-        std::fs::write(&file, "apiVersion: v1\nkind: Namespace\nmetadata: {name: [a\n").unwrap();
+        std::fs::write(
+            &file,
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: [a\n",
+        )
+        .unwrap();
         let inputs = source.load();
         assert_eq!(inputs.namespaces.len(), 1);
         assert_eq!(inputs.problems.len(), 1);

@@ -56,10 +56,8 @@ fn documents(text: &str) -> Vec<(usize, String)> {
     let mut current = String::new();
     let mut start = 1;
     for (i, line) in text.lines().enumerate() {
-        let is_separator = line == "---"
-            || line.starts_with("--- ")
-            || line.starts_with("---\t")
-            || line == "...";
+        let is_separator =
+            line == "---" || line.starts_with("--- ") || line.starts_with("---\t") || line == "...";
         if is_separator {
             docs.push((start, std::mem::take(&mut current)));
             start = i + 2;
@@ -78,13 +76,22 @@ pub fn parse(path: &Path, text: &str) -> (Vec<Located>, Vec<Problem>) {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for (start, doc) in documents(text) {
-        let origin = Origin::File { path: path.to_path_buf(), line: start };
+        let origin = Origin::File {
+            path: path.to_path_buf(),
+            line: start,
+        };
         let value: serde_yaml::Value = match serde_yaml::from_str(&doc) {
             Ok(v) => v,
             Err(e) => {
-                let line = e.location().map(|l| start + l.line().saturating_sub(1)).unwrap_or(start);
+                let line = e
+                    .location()
+                    .map(|l| start + l.line().saturating_sub(1))
+                    .unwrap_or(start);
                 problems.push(Problem {
-                    origin: Origin::File { path: path.to_path_buf(), line },
+                    origin: Origin::File {
+                        path: path.to_path_buf(),
+                        line,
+                    },
                     kind: "File".into(),
                     name: path.display().to_string(),
                     message: format!("invalid YAML: {e}"),
@@ -99,7 +106,12 @@ pub fn parse(path: &Path, text: &str) -> (Vec<Located>, Vec<Problem>) {
             Ok(Some(manifest)) => out.push(Located { origin, manifest }),
             Ok(None) => {}
             Err((kind, name, message)) => {
-                problems.push(Problem { origin, kind, name, message });
+                problems.push(Problem {
+                    origin,
+                    kind,
+                    name,
+                    message,
+                });
             }
         }
     }
@@ -115,19 +127,26 @@ fn typed<T: DeserializeOwned>(
     kind: &str,
     name: &str,
 ) -> Result<T, (String, String, String)> {
-    serde_yaml::from_value(value)
-        .map_err(|e| (kind.to_string(), name.to_string(), format!("invalid {kind}: {e}")))
+    serde_yaml::from_value(value).map_err(|e| {
+        (
+            kind.to_string(),
+            name.to_string(),
+            format!("invalid {kind}: {e}"),
+        )
+    })
 }
 
 /// Dispatches one parsed document. `Ok(None)` for kinds that carry nothing for
 /// Palisade (ConfigMaps without the ruleset label).
-pub fn parse_value(
-    value: serde_yaml::Value,
-) -> Result<Option<Manifest>, (String, String, String)> {
+pub fn parse_value(value: serde_yaml::Value) -> Result<Option<Manifest>, (String, String, String)> {
     let api_version = str_field(&value, "apiVersion").to_string();
     let kind = str_field(&value, "kind").to_string();
     let meta = value.get("metadata");
-    let name = meta.and_then(|m| m.get("name")).and_then(|n| n.as_str()).unwrap_or("").to_string();
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(|n| n.as_str())
+        .unwrap_or("")
+        .to_string();
     if name.is_empty() {
         return Err((kind, name, "metadata.name is missing".into()));
     }
@@ -204,8 +223,18 @@ mod tests {
         assert_eq!(objs.len(), 1);
         assert!(matches!(objs[0].manifest, Manifest::Namespace(_)));
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert_eq!(problems[0].origin, Origin::File { path: "x.yaml".into(), line: 5 });
-        assert!(problems[0].message.contains("invalid Service"), "{}", problems[0].message);
+        assert_eq!(
+            problems[0].origin,
+            Origin::File {
+                path: "x.yaml".into(),
+                line: 5
+            }
+        );
+        assert!(
+            problems[0].message.contains("invalid Service"),
+            "{}",
+            problems[0].message
+        );
         match &problems[1].origin {
             Origin::File { line, .. } => assert!(*line >= 10, "{line}"),
             o => panic!("{o:?}"),
@@ -218,7 +247,9 @@ mod tests {
         let (objs, problems) = parse(Path::new("p.yaml"), text);
         assert!(problems.is_empty());
         match &objs[0].manifest {
-            Manifest::GlobalNetworkPolicy(p) => assert_eq!(p.spec.selector.as_deref(), Some("all()")),
+            Manifest::GlobalNetworkPolicy(p) => {
+                assert_eq!(p.spec.selector.as_deref(), Some("all()"))
+            }
             m => panic!("{m:?}"),
         }
     }

@@ -35,7 +35,10 @@ pub enum RulesetDirError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RulesetDirError + '_ {
-    move |source| RulesetDirError::Io { path: path.to_path_buf(), source }
+    move |source| RulesetDirError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// True for files a flat ruleset keeps: `*.conf` and `*.data` (and any other
@@ -82,7 +85,10 @@ pub fn load_dir(
     if let (false, Some(default)) = (files.contains_key(MODSECDEFAULT), modsecdefault) {
         files.insert(MODSECDEFAULT.to_string(), default.to_vec());
     }
-    Ok(RulesetFiles { name: name.to_string(), files })
+    Ok(RulesetFiles {
+        name: name.to_string(),
+        files,
+    })
 }
 
 /// Builds the `crs` ruleset from a CRS release directory: `modsecdefault.conf`
@@ -96,11 +102,17 @@ pub fn load_crs(dir: &Path, modsecdefault: Option<&[u8]>) -> Result<RulesetFiles
     }
     let mut files = BTreeMap::new();
     read_flat(&rules, &mut files)?;
-    files.insert(CRS_SETUP.to_string(), std::fs::read(&setup).map_err(io_err(&setup))?);
+    files.insert(
+        CRS_SETUP.to_string(),
+        std::fs::read(&setup).map_err(io_err(&setup))?,
+    );
     if let Some(default) = modsecdefault {
         files.insert(MODSECDEFAULT.to_string(), default.to_vec());
     }
-    Ok(RulesetFiles { name: CRS_RULESET.to_string(), files })
+    Ok(RulesetFiles {
+        name: CRS_RULESET.to_string(),
+        files,
+    })
 }
 
 /// The cheap identity of a tree of files (paths, sizes, modification times),
@@ -109,7 +121,9 @@ pub fn tree_signature(root: &Path) -> Vec<(PathBuf, u64, Option<std::time::Syste
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             let Ok(meta) = entry.metadata() else { continue };
@@ -135,7 +149,10 @@ mod tests {
         std::fs::write(dir.path().join("words.data"), "x").unwrap();
         std::fs::write(dir.path().join("README.md"), "doc").unwrap();
         let r = load_dir("r", dir.path(), Some(b"SecRuleEngine On")).unwrap();
-        assert_eq!(r.files.keys().collect::<Vec<_>>(), ["a.conf", MODSECDEFAULT, "words.data"]);
+        assert_eq!(
+            r.files.keys().collect::<Vec<_>>(),
+            ["a.conf", MODSECDEFAULT, "words.data"]
+        );
     }
 
     #[test]
@@ -143,15 +160,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("rules")).unwrap();
         std::fs::write(dir.path().join("crs-setup.conf.example"), "setup").unwrap();
-        std::fs::write(dir.path().join("rules/REQUEST-901-INITIALIZATION.conf"), "r").unwrap();
-        std::fs::write(dir.path().join("rules/REQUEST-900-EXCLUSION-RULES-BEFORE-CRS.conf.example"), "e").unwrap();
+        std::fs::write(
+            dir.path().join("rules/REQUEST-901-INITIALIZATION.conf"),
+            "r",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path()
+                .join("rules/REQUEST-900-EXCLUSION-RULES-BEFORE-CRS.conf.example"),
+            "e",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("rules/unix-shell.data"), "d").unwrap();
         let r = load_crs(dir.path(), Some(b"m")).unwrap();
         assert_eq!(r.name, CRS_RULESET);
         assert_eq!(
             r.files.keys().collect::<Vec<_>>(),
-            ["REQUEST-901-INITIALIZATION.conf", CRS_SETUP, MODSECDEFAULT, "unix-shell.data"]
+            [
+                "REQUEST-901-INITIALIZATION.conf",
+                CRS_SETUP,
+                MODSECDEFAULT,
+                "unix-shell.data"
+            ]
         );
-        assert!(matches!(load_crs(&dir.path().join("rules"), None), Err(RulesetDirError::NotCrs(_))));
+        assert!(matches!(
+            load_crs(&dir.path().join("rules"), None),
+            Err(RulesetDirError::NotCrs(_))
+        ));
     }
 }

@@ -24,7 +24,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Streaming};
 use tracing::{debug, info, warn};
 use xds_api::pb::envoy::service::discovery::v3::{
-    aggregated_discovery_service_server::{AggregatedDiscoveryService, AggregatedDiscoveryServiceServer},
+    aggregated_discovery_service_server::{
+        AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+    },
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse, Resource,
 };
 
@@ -45,7 +47,11 @@ pub struct AdsServer {
 impl AdsServer {
     /// A server for `snapshots`, recording into `status`.
     pub fn new(snapshots: SnapshotReceiver, status: Status) -> AdsServer {
-        AdsServer { snapshots, status, nonce: Arc::new(AtomicU64::new(0)) }
+        AdsServer {
+            snapshots,
+            status,
+            nonce: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// The tonic service.
@@ -103,7 +109,11 @@ fn record_nack(
     warn!(node, type_url, version, ?resources, %error, "Envoy rejected the configuration (NACK); it keeps the last accepted version and this version is not sent again");
     status.envoy_type(node, type_url, |t| {
         t.nacks += 1;
-        t.nacked = Some(Rejection { version: version.to_string(), error, resources });
+        t.nacked = Some(Rejection {
+            version: version.to_string(),
+            error,
+            resources,
+        });
     });
 }
 
@@ -192,7 +202,14 @@ impl Sotw {
             match req.error_detail {
                 Some(err) => {
                     st.rejected.extend(st.sent_key.clone());
-                    record_nack(&server.status, &self.node, &req.type_url, &version, st.sent_names.clone(), err.message);
+                    record_nack(
+                        &server.status,
+                        &self.node,
+                        &req.type_url,
+                        &version,
+                        st.sent_names.clone(),
+                        err.message,
+                    );
                 }
                 None => record_ack(&server.status, &self.node, &req.type_url, &version),
             }
@@ -200,8 +217,11 @@ impl Sotw {
             // A new subscription (first request, or after a reconnect): answer it.
             st.force = true;
         }
-        let names: BTreeSet<String> =
-            req.resource_names.into_iter().filter(|n| n != "*").collect();
+        let names: BTreeSet<String> = req
+            .resource_names
+            .into_iter()
+            .filter(|n| n != "*")
+            .collect();
         if names != st.names {
             st.names = names;
             st.force = true;
@@ -211,8 +231,12 @@ impl Sotw {
     fn push(&mut self, server: &AdsServer, snapshot: &XdsSnapshot) -> Vec<DiscoveryResponse> {
         let mut out = Vec::new();
         for type_url in PUSH_ORDER {
-            let Some(st) = self.types.get_mut(type_url) else { continue };
-            let Some(ts) = snapshot.get(type_url) else { continue };
+            let Some(st) = self.types.get_mut(type_url) else {
+                continue;
+            };
+            let Some(ts) = snapshot.get(type_url) else {
+                continue;
+            };
             let filtered = !is_wildcard_type(type_url) && !st.names.is_empty();
             let version = ts.version.clone();
             // What was sent is identified by the version and, for types
@@ -266,6 +290,9 @@ struct DeltaType {
     /// Unanswered responses: nonce -> (type version, resource names).
     pending: HashMap<String, (String, Vec<String>)>,
     respond: bool,
+    /// The snapshot type version `known` fully reflects (for the current
+    /// subscriptions); `None` after a subscription change.
+    synced: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -320,16 +347,32 @@ impl Delta {
         if !req.response_nonce.is_empty() {
             match st.pending.remove(&req.response_nonce) {
                 Some((version, names)) => match req.error_detail {
-                    Some(err) => record_nack(&server.status, &self.node, &req.type_url, &version, names, err.message),
+                    Some(err) => record_nack(
+                        &server.status,
+                        &self.node,
+                        &req.type_url,
+                        &version,
+                        names,
+                        err.message,
+                    ),
                     None => record_ack(&server.status, &self.node, &req.type_url, &version),
                 },
-                None => debug!(node = %self.node, type_url = %req.type_url, nonce = %req.response_nonce, "unknown response nonce"),
+                None => {
+                    debug!(node = %self.node, type_url = %req.type_url, nonce = %req.response_nonce, "unknown response nonce")
+                }
             }
+        }
+        let subscription_change = !req.resource_names_subscribe.is_empty()
+            || !req.resource_names_unsubscribe.is_empty()
+            || !st.subscribed;
+        if subscription_change {
+            st.synced = None;
         }
         if !st.subscribed {
             st.subscribed = true;
             st.respond = true;
-            st.wildcard = is_wildcard_type(&req.type_url) && req.resource_names_subscribe.is_empty();
+            st.wildcard =
+                is_wildcard_type(&req.type_url) && req.resource_names_subscribe.is_empty();
             st.known.extend(req.initial_resource_versions);
         }
         for name in req.resource_names_subscribe {
@@ -353,11 +396,33 @@ impl Delta {
     fn push(&mut self, server: &AdsServer, snapshot: &XdsSnapshot) -> Vec<DeltaDiscoveryResponse> {
         let mut out = Vec::new();
         for type_url in PUSH_ORDER {
-            let Some(st) = self.types.get_mut(type_url) else { continue };
-            let Some(ts) = snapshot.get(type_url) else { continue };
+            let Some(st) = self.types.get_mut(type_url) else {
+                continue;
+            };
+            let Some(ts) = snapshot.get(type_url) else {
+                continue;
+            };
+            if st.synced.as_deref() == Some(ts.version.as_str()) && !st.respond {
+                continue;
+            }
             let wanted = |name: &String| st.wildcard || st.names.contains(name);
             let mut resources = Vec::new();
-            for (name, r) in &ts.resources {
+            let mut removed: Vec<String> = Vec::new();
+            // Fast path: the stream was in sync with the previous snapshot, so
+            // only the names that changed since then can differ.
+            let delta = snapshot
+                .deltas
+                .get(type_url)
+                .filter(|d| st.synced.as_deref() == Some(d.from_version.as_str()));
+            let candidates: Box<dyn Iterator<Item = (&String, &super::XdsResource)>> = match delta {
+                Some(d) => Box::new(
+                    d.changed
+                        .iter()
+                        .filter_map(|n| ts.resources.get_key_value(n)),
+                ),
+                None => Box::new(ts.resources.iter()),
+            };
+            for (name, r) in candidates {
                 if wanted(name) && st.known.get(name) != Some(&r.version) {
                     resources.push(Resource {
                         name: name.clone(),
@@ -367,13 +432,22 @@ impl Delta {
                     });
                 }
             }
-            let mut removed: Vec<String> = st
-                .known
-                .keys()
-                .filter(|n| !ts.resources.contains_key(*n))
-                .cloned()
-                .collect();
+            match delta {
+                Some(d) => removed.extend(
+                    d.removed
+                        .iter()
+                        .filter(|n| st.known.contains_key(*n))
+                        .cloned(),
+                ),
+                None => removed.extend(
+                    st.known
+                        .keys()
+                        .filter(|n| !ts.resources.contains_key(*n))
+                        .cloned(),
+                ),
+            }
             removed.sort();
+            st.synced = Some(ts.version.clone());
             if resources.is_empty() && removed.is_empty() && !st.respond {
                 continue;
             }
@@ -386,7 +460,8 @@ impl Delta {
             st.respond = false;
             let nonce = server.next_nonce();
             let names: Vec<String> = resources.iter().map(|r| r.name.clone()).collect();
-            st.pending.insert(nonce.clone(), (ts.version.clone(), names));
+            st.pending
+                .insert(nonce.clone(), (ts.version.clone(), names));
             record_sent(&server.status, &self.node, type_url, &ts.version);
             debug!(node = %self.node, type_url, version = %ts.version, resources = resources.len(), removed = removed.len(), "sending delta");
             out.push(DeltaDiscoveryResponse {

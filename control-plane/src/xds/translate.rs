@@ -38,7 +38,8 @@ pub const ROUTE_CONFIG_NAME: &str = "palisade-routes";
 /// The ext_authz filter's name (also the key of its per-route config).
 pub const EXT_AUTHZ_FILTER: &str = "envoy.filters.http.ext_authz";
 
-const EXT_AUTHZ_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz";
+const EXT_AUTHZ_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz";
 const EXT_AUTHZ_PER_ROUTE_TYPE: &str =
     "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute";
 const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
@@ -92,7 +93,9 @@ fn socket_address(ip: &str, port: u16) -> core::Address {
     core::Address {
         address: Some(core::address::Address::SocketAddress(core::SocketAddress {
             address: ip.to_string(),
-            port_specifier: Some(core::socket_address::PortSpecifier::PortValue(u32::from(port))),
+            port_specifier: Some(core::socket_address::PortSpecifier::PortValue(u32::from(
+                port,
+            ))),
             ..Default::default()
         })),
     }
@@ -101,7 +104,10 @@ fn socket_address(ip: &str, port: u16) -> core::Address {
 fn lb_endpoint(address: core::Address) -> endpoint::LbEndpoint {
     endpoint::LbEndpoint {
         host_identifier: Some(endpoint::lb_endpoint::HostIdentifier::Endpoint(
-            endpoint::Endpoint { address: Some(address), ..Default::default() },
+            endpoint::Endpoint {
+                address: Some(address),
+                ..Default::default()
+            },
         )),
         ..Default::default()
     }
@@ -171,7 +177,10 @@ fn service_cluster(name: &str) -> cluster::Cluster {
     }
 }
 
-fn load_assignment(name: &str, endpoints: &[std::net::SocketAddr]) -> endpoint::ClusterLoadAssignment {
+fn load_assignment(
+    name: &str,
+    endpoints: &[std::net::SocketAddr],
+) -> endpoint::ClusterLoadAssignment {
     endpoint::ClusterLoadAssignment {
         cluster_name: name.to_string(),
         endpoints: vec![endpoint::LocalityLbEndpoints {
@@ -187,16 +196,18 @@ fn load_assignment(name: &str, endpoints: &[std::net::SocketAddr]) -> endpoint::
 
 fn ext_authz_filter(model: &Model, cfg: &TranslateConfig) -> ext_authz::ExtAuthz {
     ext_authz::ExtAuthz {
-        services: Some(ext_authz::ext_authz::Services::GrpcService(core::GrpcService {
-            target_specifier: Some(core::grpc_service::TargetSpecifier::EnvoyGrpc(
-                core::grpc_service::EnvoyGrpc {
-                    cluster_name: ENFORCER_CLUSTER.to_string(),
-                    ..Default::default()
-                },
-            )),
-            timeout: Some(duration(cfg.ext_authz_timeout)),
-            ..Default::default()
-        })),
+        services: Some(ext_authz::ext_authz::Services::GrpcService(
+            core::GrpcService {
+                target_specifier: Some(core::grpc_service::TargetSpecifier::EnvoyGrpc(
+                    core::grpc_service::EnvoyGrpc {
+                        cluster_name: ENFORCER_CLUSTER.to_string(),
+                        ..Default::default()
+                    },
+                )),
+                timeout: Some(duration(cfg.ext_authz_timeout)),
+                ..Default::default()
+            },
+        )),
         failure_mode_allow: model.settings.failure_mode_allow,
         with_request_body: Some(ext_authz::BufferSettings {
             max_request_bytes: model.settings.body_limit_bytes,
@@ -214,10 +225,12 @@ fn listener(model: &Model, cfg: &TranslateConfig) -> listener::Listener {
     let manager = hcm::HttpConnectionManager {
         stat_prefix: "palisade".to_string(),
         codec_type: hcm::http_connection_manager::CodecType::Auto as i32,
-        route_specifier: Some(hcm::http_connection_manager::RouteSpecifier::Rds(hcm::Rds {
-            config_source: Some(ads_source()),
-            route_config_name: ROUTE_CONFIG_NAME.to_string(),
-        })),
+        route_specifier: Some(hcm::http_connection_manager::RouteSpecifier::Rds(
+            hcm::Rds {
+                config_source: Some(ads_source()),
+                route_config_name: ROUTE_CONFIG_NAME.to_string(),
+            },
+        )),
         http_filters: vec![
             hcm::HttpFilter {
                 name: EXT_AUTHZ_FILTER.to_string(),
@@ -276,8 +289,8 @@ fn domains(svc: &ServiceModel, port: u16, first: bool) -> Vec<String> {
 }
 
 fn per_route(model: &Model, svc: &ServiceModel) -> ext_authz::ExtAuthzPerRoute {
-    let inspect = model.settings.alp_enabled
-        || (model.settings.waf_enabled && svc.mode != WafMode::Off);
+    let inspect =
+        model.settings.alp_enabled || (model.settings.waf_enabled && svc.mode != WafMode::Off);
     let settings = if inspect {
         ext_authz::ext_authz_per_route::Override::CheckSettings(ext_authz::CheckSettings {
             context_extensions: [(CONTEXT_SERVICE_KEY.to_string(), svc.key.to_string())]
@@ -288,7 +301,9 @@ fn per_route(model: &Model, svc: &ServiceModel) -> ext_authz::ExtAuthzPerRoute {
     } else {
         ext_authz::ext_authz_per_route::Override::Disabled(true)
     };
-    ext_authz::ExtAuthzPerRoute { r#override: Some(settings) }
+    ext_authz::ExtAuthzPerRoute {
+        r#override: Some(settings),
+    }
 }
 
 fn route_configuration(model: &Model) -> route::RouteConfiguration {
@@ -299,8 +314,10 @@ fn route_configuration(model: &Model) -> route::RouteConfiguration {
         for (i, port) in svc.ports.iter().enumerate() {
             // Domains must be unique across virtual hosts; a duplicate (two
             // services claiming one extra host) keeps its first owner.
-            let domains: Vec<String> =
-                domains(svc, port.port, i == 0).into_iter().filter(|d| used.insert(d.clone())).collect();
+            let domains: Vec<String> = domains(svc, port.port, i == 0)
+                .into_iter()
+                .filter(|d| used.insert(d.clone()))
+                .collect();
             if domains.is_empty() {
                 continue;
             }
@@ -340,11 +357,17 @@ pub fn translate(model: &Model, cfg: &TranslateConfig) -> XdsSnapshot {
     let mut clusters = BTreeMap::new();
     let mut endpoints = BTreeMap::new();
     let enforcer = enforcer_cluster(cfg);
-    clusters.insert(ENFORCER_CLUSTER.to_string(), XdsResource::new(to_any(CLUSTER, &enforcer)));
+    clusters.insert(
+        ENFORCER_CLUSTER.to_string(),
+        XdsResource::new(to_any(CLUSTER, &enforcer)),
+    );
     for svc in model.services.values() {
         for port in &svc.ports {
             let name = cluster_name(svc, port.port);
-            clusters.insert(name.clone(), XdsResource::new(to_any(CLUSTER, &service_cluster(&name))));
+            clusters.insert(
+                name.clone(),
+                XdsResource::new(to_any(CLUSTER, &service_cluster(&name))),
+            );
             endpoints.insert(
                 name.clone(),
                 XdsResource::new(to_any(ENDPOINT, &load_assignment(&name, &port.endpoints))),
