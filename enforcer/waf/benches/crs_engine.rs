@@ -27,10 +27,16 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("../shared/crs"));
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(repo().join("policies/modsecdefault.conf"), dir.path().join("modsecdefault.conf"))
-        .expect("modsecdefault.conf");
-    std::os::unix::fs::symlink(crs.join("crs-setup.conf.example"), dir.path().join("crs-setup.conf"))
-        .expect("link");
+    std::fs::copy(
+        repo().join("policies/modsecdefault.conf"),
+        dir.path().join("modsecdefault.conf"),
+    )
+    .expect("modsecdefault.conf");
+    std::os::unix::fs::symlink(
+        crs.join("crs-setup.conf.example"),
+        dir.path().join("crs-setup.conf"),
+    )
+    .expect("link");
     for e in std::fs::read_dir(crs.join("rules")).expect("rules") {
         let p = e.expect("entry").path();
         let n = p.file_name().expect("name").to_string_lossy().into_owned();
@@ -57,7 +63,11 @@ fn main() {
         .map(|r| {
             r["body_b64"]
                 .as_str()
-                .map(|b| base64::engine::general_purpose::STANDARD.decode(b).expect("b64"))
+                .map(|b| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b)
+                        .expect("b64")
+                })
                 .unwrap_or_default()
         })
         .collect();
@@ -66,7 +76,11 @@ fn main() {
         let t = Instant::now();
         let mut tx = rs.transaction();
         tx.process_connection("10.1.2.3", 40000, "10.0.0.2", 80);
-        tx.process_uri(r["uri"].as_str().unwrap_or("/"), r["method"].as_str().unwrap_or("GET"), "HTTP/1.1");
+        tx.process_uri(
+            r["uri"].as_str().unwrap_or("/"),
+            r["method"].as_str().unwrap_or("GET"),
+            "HTTP/1.1",
+        );
         for h in r["headers"].as_array().into_iter().flatten() {
             tx.add_request_header(
                 h[0].as_str().unwrap_or("").as_bytes(),
@@ -105,8 +119,19 @@ fn main() {
         let p = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
         (p(0.5), p(0.99), v.len())
     };
-    println!("CRS compile: {:.0} ms, {} rules", compile.as_secs_f64() * 1e3, rs.rule_count());
-    for (name, v) in [("all", &mut all), ("benign", &mut benign), ("attack", &mut attack)] {
+    let stats = rs.stats();
+    println!(
+        "CRS compile: {:.0} ms, {} rules, {} transformation chains, {} prefiltered rules",
+        compile.as_secs_f64() * 1e3,
+        rs.rule_count(),
+        stats.transformation_chains,
+        stats.prefiltered_rules
+    );
+    for (name, v) in [
+        ("all", &mut all),
+        ("benign", &mut benign),
+        ("attack", &mut attack),
+    ] {
         let (m, p99, n) = stat(v);
         println!("{name:>7}: median {m:8.1} µs   p99 {p99:8.1} µs   n={n}");
     }
@@ -121,6 +146,11 @@ fn main() {
             .find(|h| h[0].as_str() == Some("Content-Type"))
             .and_then(|h| h[1].as_str())
             .unwrap_or("-");
-        println!("slow: {us:9.1} µs  {} {} [{ct}] body={}B", r["method"], r["uri"], bodies[*i].len());
+        println!(
+            "slow: {us:9.1} µs  {} {} [{ct}] body={}B",
+            r["method"],
+            r["uri"],
+            bodies[*i].len()
+        );
     }
 }

@@ -287,11 +287,18 @@ fn parse_setvar(value: &str) -> Result<SetVar, String> {
     if key.trim().is_empty() {
         return Err(format!("setvar with an empty key: {value:?}"));
     }
-    Ok(SetVar { collection, key: MacroText::parse(key.trim()), op })
+    Ok(SetVar {
+        collection,
+        key: MacroText::parse(key.trim()),
+        op,
+    })
 }
 
 fn parse_target_list(text: &str) -> Result<Vec<TargetSpec>, String> {
-    seclang::parse_variables(text)?.iter().map(variables::compile).collect()
+    seclang::parse_variables(text)?
+        .iter()
+        .map(variables::compile)
+        .collect()
 }
 
 fn parse_ctl(value: &str) -> Result<Ctl, String> {
@@ -359,8 +366,10 @@ impl Actions {
         match name.to_ascii_lowercase().as_str() {
             "id" => {
                 need("a number")?;
-                let id: i64 =
-                    value.trim().parse().map_err(|_| format!("invalid rule id {value:?}"))?;
+                let id: i64 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("invalid rule id {value:?}"))?;
                 if id <= 0 {
                     return Err(format!("rule id must be positive, got {id}"));
                 }
@@ -394,7 +403,10 @@ impl Actions {
             }
             "chain" => self.chain = true,
             "skip" => {
-                self.skip = value.trim().parse().map_err(|_| format!("invalid skip {value:?}"))?
+                self.skip = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("invalid skip {value:?}"))?
             }
             "skipafter" => {
                 need("a marker")?;
@@ -428,8 +440,10 @@ impl Actions {
                 self.disruptive = Some(Disruptive::Redirect(MacroText::parse(value)))
             }
             "status" => {
-                let s: u16 =
-                    value.trim().parse().map_err(|_| format!("invalid status {value:?}"))?;
+                let s: u16 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("invalid status {value:?}"))?;
                 if !(100..=599).contains(&s) {
                     return Err(format!("status out of range: {s}"));
                 }
@@ -441,9 +455,20 @@ impl Actions {
             }
             "expirevar" => self.expirevars += 1,
             // Accepted, with no effect on decisions (documented in docs/user-guide.md).
-            "initcol" | "setuid" | "setsid" | "setrsc" | "sanitisearg" | "sanitisematched"
-            | "sanitisematchedbytes" | "sanitiserequestheader" | "sanitiseresponseheader"
-            | "xmlns" | "deprecatevar" | "append" | "prepend" | "pause" => {}
+            "initcol"
+            | "setuid"
+            | "setsid"
+            | "setrsc"
+            | "sanitisearg"
+            | "sanitisematched"
+            | "sanitisematchedbytes"
+            | "sanitiserequestheader"
+            | "sanitiseresponseheader"
+            | "xmlns"
+            | "deprecatevar"
+            | "append"
+            | "prepend"
+            | "pause" => {}
             "exec" | "proxy" | "setenv" => {
                 return Err(format!("action {name} is not supported by palisade"))
             }
@@ -458,7 +483,10 @@ mod tests {
     use super::*;
 
     fn spec(name: &str, value: Option<&str>) -> ActionSpec {
-        ActionSpec { name: name.into(), value: value.map(Into::into) }
+        ActionSpec {
+            name: name.into(),
+            value: value.map(Into::into),
+        }
     }
 
     #[test]
@@ -469,7 +497,10 @@ mod tests {
             spec("block", None),
             spec("capture", None),
             spec("severity", Some("CRITICAL")),
-            spec("setvar", Some("tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}")),
+            spec(
+                "setvar",
+                Some("tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}"),
+            ),
             spec("setvar", Some("!tx.foo")),
             spec("ctl", Some("ruleRemoveTargetById=942100;ARGS:pwd")),
         ])
@@ -481,12 +512,17 @@ mod tests {
         assert!(a.capture);
         assert!(matches!(a.setvars[0].op, SetVarOp::Add(_)));
         assert_eq!(a.setvars[1].op, SetVarOp::Unset);
-        assert!(matches!(a.ctls[0], Ctl::RuleRemoveTargetById(IdRange { start: 942100, .. }, _)));
+        assert!(matches!(
+            a.ctls[0],
+            Ctl::RuleRemoveTargetById(IdRange { start: 942100, .. }, _)
+        ));
     }
 
     #[test]
     fn rejects_unknown_and_malformed() {
-        assert!(Actions::compile(&[spec("bogus", None)]).unwrap_err().contains("bogus"));
+        assert!(Actions::compile(&[spec("bogus", None)])
+            .unwrap_err()
+            .contains("bogus"));
         assert!(Actions::compile(&[spec("phase", Some("9"))]).is_err());
         assert!(Actions::compile(&[spec("id", Some("x"))]).is_err());
         assert!(Actions::compile(&[spec("setvar", Some("novar"))]).is_err());

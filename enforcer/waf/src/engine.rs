@@ -19,7 +19,6 @@ use std::sync::Arc;
 pub use config::{BodyLimitAction, Config};
 pub use transaction::Transaction;
 
-
 use crate::seclang::{self, FileSource, FsSource, MemorySource, ParseError, Span};
 
 /// `SecRuleEngine`: whether disruptive actions are enforced.
@@ -101,15 +100,15 @@ impl fmt::Debug for Ruleset {
 fn parse_errors(errors: Vec<ParseError>) -> Vec<CompileError> {
     errors
         .into_iter()
-        .map(|e| CompileError { span: Some(e.span), message: e.message })
+        .map(|e| CompileError {
+            span: Some(e.span),
+            message: e.message,
+        })
         .collect()
 }
 
 impl Ruleset {
-    fn build(
-        source: &dyn FileSource,
-        files: &[String],
-    ) -> Result<Ruleset, LoadError> {
+    fn build(source: &dyn FileSource, files: &[String]) -> Result<Ruleset, LoadError> {
         let mut directives = Vec::new();
         let mut errors = Vec::new();
         for file in files {
@@ -128,8 +127,11 @@ impl Ruleset {
         directives: &[seclang::Located<seclang::Directive>],
         source: &dyn FileSource,
     ) -> Result<Ruleset, LoadError> {
-        let compiled = compile::compile(directives, source).map_err(|errors| LoadError { errors })?;
-        Ok(Ruleset { inner: Arc::new(RulesetInner { compiled }) })
+        let compiled =
+            compile::compile(directives, source).map_err(|errors| LoadError { errors })?;
+        Ok(Ruleset {
+            inner: Arc::new(RulesetInner { compiled }),
+        })
     }
 
     /// Loads a ruleset PATH: a file, or a flat directory (`modsecdefault.conf`,
@@ -138,11 +140,17 @@ impl Ruleset {
         let source = FsSource;
         let name = path.to_string_lossy();
         let files = seclang::ruleset_files(&source, &name).map_err(|e| LoadError {
-            errors: vec![CompileError { span: None, message: format!("cannot read ruleset {name}: {e}") }],
+            errors: vec![CompileError {
+                span: None,
+                message: format!("cannot read ruleset {name}: {e}"),
+            }],
         })?;
         if files.is_empty() {
             return Err(LoadError {
-                errors: vec![CompileError { span: None, message: format!("no *.conf files in {name}") }],
+                errors: vec![CompileError {
+                    span: None,
+                    message: format!("no *.conf files in {name}"),
+                }],
             });
         }
         Self::build(&source, &files)
@@ -150,7 +158,10 @@ impl Ruleset {
 
     /// Loads several files from the filesystem, in the given order, as one ruleset.
     pub fn load_paths(paths: &[&Path]) -> Result<Ruleset, LoadError> {
-        let files: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let files: Vec<String> = paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
         Self::build(&FsSource, &files)
     }
 
@@ -159,11 +170,17 @@ impl Ruleset {
     pub fn load_files(files: BTreeMap<String, Vec<u8>>) -> Result<Ruleset, LoadError> {
         let source = MemorySource { files };
         let order = seclang::ruleset_files(&source, "").map_err(|e| LoadError {
-            errors: vec![CompileError { span: None, message: format!("cannot list ruleset files: {e}") }],
+            errors: vec![CompileError {
+                span: None,
+                message: format!("cannot list ruleset files: {e}"),
+            }],
         })?;
         if order.is_empty() {
             return Err(LoadError {
-                errors: vec![CompileError { span: None, message: "ruleset has no *.conf files".into() }],
+                errors: vec![CompileError {
+                    span: None,
+                    message: "ruleset has no *.conf files".into(),
+                }],
             });
         }
         Self::build(&source, &order)
@@ -171,7 +188,9 @@ impl Ruleset {
 
     /// Compiles SecLang text (no `Include`, data files unavailable).
     pub fn from_text(text: &str) -> Result<Ruleset, LoadError> {
-        let directives = seclang::parse_str(text, "<inline>").map_err(|e| LoadError { errors: parse_errors(e) })?;
+        let directives = seclang::parse_str(text, "<inline>").map_err(|e| LoadError {
+            errors: parse_errors(e),
+        })?;
         Self::from_directives(&directives, &MemorySource::default())
     }
 
@@ -271,4 +290,3 @@ pub struct MatchedRule {
     /// The operator as written (`@rx ...`, argument cut at 200 bytes), for logs.
     pub operator: String,
 }
-

@@ -273,8 +273,8 @@ pub fn selector_regex(pattern: &str) -> Result<Regex, String> {
 
 /// Compiles one parsed variable element.
 pub fn compile(spec: &VariableSpec) -> Result<TargetSpec, String> {
-    let variable = Variable::from_name(&spec.name)
-        .ok_or_else(|| format!("unknown variable {}", spec.name))?;
+    let variable =
+        Variable::from_name(&spec.name).ok_or_else(|| format!("unknown variable {}", spec.name))?;
     let mut xpath = None;
     let selector = match &spec.selector {
         None => KeySelector::All,
@@ -295,7 +295,12 @@ pub fn compile(spec: &VariableSpec) -> Result<TargetSpec, String> {
     if spec.exclude {
         return Ok(TargetSpec::Exclusion(Exclusion { variable, selector }));
     }
-    Ok(TargetSpec::Target(Target { variable, selector, count: spec.count, xpath }))
+    Ok(TargetSpec::Target(Target {
+        variable,
+        selector,
+        count: spec.count,
+        xpath,
+    }))
 }
 
 #[cfg(test)]
@@ -303,19 +308,36 @@ mod tests {
     use super::*;
 
     fn spec(name: &str, sel: Option<Selector>, exclude: bool, count: bool) -> VariableSpec {
-        VariableSpec { exclude, count, name: name.into(), selector: sel }
+        VariableSpec {
+            exclude,
+            count,
+            name: name.into(),
+            selector: sel,
+        }
     }
 
     #[test]
     fn names_are_case_insensitive_and_closed() {
-        assert_eq!(Variable::from_name("request_headers"), Some(Variable::RequestHeaders));
-        assert_eq!(Variable::from_name("ARGS_GET_NAMES"), Some(Variable::ArgsGetNames));
+        assert_eq!(
+            Variable::from_name("request_headers"),
+            Some(Variable::RequestHeaders)
+        );
+        assert_eq!(
+            Variable::from_name("ARGS_GET_NAMES"),
+            Some(Variable::ArgsGetNames)
+        );
         assert_eq!(Variable::from_name("NOPE"), None);
     }
 
     #[test]
     fn compiles_selectors_and_exclusions() {
-        let t = compile(&spec("ARGS", Some(Selector::Key("Foo".into())), false, false)).unwrap();
+        let t = compile(&spec(
+            "ARGS",
+            Some(Selector::Key("Foo".into())),
+            false,
+            false,
+        ))
+        .unwrap();
         match t {
             TargetSpec::Target(t) => {
                 assert!(t.selector.matches(b"foo"));
@@ -323,8 +345,13 @@ mod tests {
             }
             _ => panic!("expected target"),
         }
-        let e = compile(&spec("REQUEST_COOKIES", Some(Selector::Regex("^__utm".into())), true, false))
-            .unwrap();
+        let e = compile(&spec(
+            "REQUEST_COOKIES",
+            Some(Selector::Regex("^__utm".into())),
+            true,
+            false,
+        ))
+        .unwrap();
         match e {
             TargetSpec::Exclusion(e) => {
                 assert!(e.excludes(Variable::RequestCookies, b"__UTMZ"));
@@ -332,7 +359,15 @@ mod tests {
             }
             _ => panic!("expected exclusion"),
         }
-        assert!(compile(&spec("REQUEST_URI", Some(Selector::Key("x".into())), false, false)).is_err());
-        assert!(compile(&spec("BOGUS", None, false, false)).unwrap_err().contains("BOGUS"));
+        assert!(compile(&spec(
+            "REQUEST_URI",
+            Some(Selector::Key("x".into())),
+            false,
+            false
+        ))
+        .is_err());
+        assert!(compile(&spec("BOGUS", None, false, false))
+            .unwrap_err()
+            .contains("BOGUS"));
     }
 }

@@ -7,9 +7,9 @@ use std::time::Instant;
 use palisade_waf::Ruleset;
 
 fn crs_dir() -> PathBuf {
-    std::env::var_os("PALISADE_CRS_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs")
-    })
+    std::env::var_os("PALISADE_CRS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs"))
 }
 
 fn load_crs(extra: &str) -> Ruleset {
@@ -29,9 +29,21 @@ fn load_crs(extra: &str) -> Ruleset {
     let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
     let start = Instant::now();
     let rs = Ruleset::load_paths(&refs).unwrap_or_else(|e| {
-        panic!("{}", e.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))
+        panic!(
+            "{}",
+            e.errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
     });
-    eprintln!("compiled {} rules in {:?}: {:?}", rs.rule_count(), start.elapsed(), rs.stats());
+    eprintln!(
+        "compiled {} rules in {:?}: {:?}",
+        rs.rule_count(),
+        start.elapsed(),
+        rs.stats()
+    );
     rs
 }
 
@@ -41,7 +53,10 @@ fn eval(rs: &Ruleset, method: &str, uri: &str) -> (Option<u16>, Vec<i64>) {
     tx.process_uri(uri, method, "HTTP/1.1");
     for (k, v) in [
         ("Host", "localhost"),
-        ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"),
+        (
+            "User-Agent",
+            "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0",
+        ),
         ("Accept", "text/html,application/xhtml+xml"),
     ] {
         tx.add_request_header(k.as_bytes(), v.as_bytes());
@@ -51,7 +66,14 @@ fn eval(rs: &Ruleset, method: &str, uri: &str) -> (Option<u16>, Vec<i64>) {
         st = tx.process_request_body().map(|i| i.status);
     }
     tx.process_logging();
-    (st, tx.matched_rules().iter().filter(|m| m.log).map(|m| m.id).collect())
+    (
+        st,
+        tx.matched_rules()
+            .iter()
+            .filter(|m| m.log)
+            .map(|m| m.id)
+            .collect(),
+    )
 }
 
 #[test]

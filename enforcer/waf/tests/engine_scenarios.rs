@@ -10,7 +10,12 @@ struct Req<'a> {
 }
 
 fn get(uri: &str) -> Req<'_> {
-    Req { method: "GET", uri, headers: &[("Host", "example.com")], body: b"" }
+    Req {
+        method: "GET",
+        uri,
+        headers: &[("Host", "example.com")],
+        body: b"",
+    }
 }
 
 /// Runs phases 1-2 (and 5); returns (status if disrupted, logged rule ids).
@@ -28,7 +33,12 @@ fn run(rules: &str, req: &Req<'_>) -> (Option<u16>, Vec<i64>) {
         status = tx.process_request_body().map(|i| i.status);
     }
     tx.process_logging();
-    let ids = tx.matched_rules().iter().filter(|m| m.log).map(|m| m.id).collect();
+    let ids = tx
+        .matched_rules()
+        .iter()
+        .filter(|m| m.log)
+        .map(|m| m.id)
+        .collect();
     (status, ids)
 }
 
@@ -38,9 +48,15 @@ fn deny_in_on_mode_and_detect_in_detection_only() {
         SecRuleEngine On
         SecRule ARGS "@rx (?i)union\s+select" "id:10,phase:2,deny,status:403,msg:'sqli'"
     "#;
-    assert_eq!(run(rules, &get("/?q=1%20UNION%20SELECT%202")), (Some(403), vec![10]));
+    assert_eq!(
+        run(rules, &get("/?q=1%20UNION%20SELECT%202")),
+        (Some(403), vec![10])
+    );
     let detect = rules.replace("SecRuleEngine On", "SecRuleEngine DetectionOnly");
-    assert_eq!(run(&detect, &get("/?q=1%20union%20select%202")), (None, vec![10]));
+    assert_eq!(
+        run(&detect, &get("/?q=1%20union%20select%202")),
+        (None, vec![10])
+    );
     assert_eq!(run(rules, &get("/?q=hello")), (None, vec![]));
 }
 
@@ -50,7 +66,16 @@ fn chains_need_every_link() {
         SecRule REQUEST_METHOD "@streq POST" "id:20,phase:1,deny,chain"
             SecRule &REQUEST_HEADERS:Content-Length "@eq 0"
     "#;
-    assert_eq!(run(rules, &Req { method: "POST", ..get("/") }), (Some(403), vec![20]));
+    assert_eq!(
+        run(
+            rules,
+            &Req {
+                method: "POST",
+                ..get("/")
+            }
+        ),
+        (Some(403), vec![20])
+    );
     let with_len = Req {
         method: "POST",
         headers: &[("Host", "x"), ("Content-Length", "0")],
@@ -153,7 +178,10 @@ fn post(body: &[u8]) -> Req<'_> {
     Req {
         method: "POST",
         uri: "/submit",
-        headers: &[("Host", "x"), ("Content-Type", "application/x-www-form-urlencoded")],
+        headers: &[
+            ("Host", "x"),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
         body,
     }
 }
@@ -168,10 +196,16 @@ fn body_limit_reject_denies_in_on_mode_only() {
         SecRule ARGS "@contains evil" "id:1,phase:2,deny,log"
     "#;
     // 24 bytes > 16: rejected before any rule sees the body.
-    assert_eq!(run(rules, &post(b"a=aaaaaaaaaaaaaaaaaaaaaa")), (Some(403), vec![]));
+    assert_eq!(
+        run(rules, &post(b"a=aaaaaaaaaaaaaaaaaaaaaa")),
+        (Some(403), vec![])
+    );
     assert_eq!(run(rules, &post(b"a=ok")), (None, vec![]));
     let detect = rules.replace("SecRuleEngine On", "SecRuleEngine DetectionOnly");
-    assert_eq!(run(&detect, &post(b"a=aaaaaaaaaaaaaaaaaaaaaa")), (None, vec![]));
+    assert_eq!(
+        run(&detect, &post(b"a=aaaaaaaaaaaaaaaaaaaaaa")),
+        (None, vec![])
+    );
 }
 
 #[test]
@@ -185,8 +219,14 @@ fn body_limit_process_partial_inspects_the_first_bytes() {
         SecRule INBOUND_DATA_ERROR "@eq 1" "id:2,phase:2,pass,log"
     "#;
     // "evil" within the first 16 bytes is seen; beyond them it is not.
-    assert_eq!(run(rules, &post(b"a=evil&b=xxxxxxxxxxxxxxxx")), (Some(403), vec![1]));
-    assert_eq!(run(rules, &post(b"a=xxxxxxxxxxxxxxxx&b=evil")), (None, vec![2]));
+    assert_eq!(
+        run(rules, &post(b"a=evil&b=xxxxxxxxxxxxxxxx")),
+        (Some(403), vec![1])
+    );
+    assert_eq!(
+        run(rules, &post(b"a=xxxxxxxxxxxxxxxx&b=evil")),
+        (None, vec![2])
+    );
 }
 
 #[test]

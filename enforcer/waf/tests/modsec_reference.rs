@@ -30,15 +30,22 @@ fn python() -> PathBuf {
     let p = std::env::var_os("PALISADE_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join(".tools/venv/bin/python"));
-    assert!(p.exists(), "no Python with libmodsecurity at {} (run scripts/setup)", p.display());
+    assert!(
+        p.exists(),
+        "no Python with libmodsecurity at {} (run scripts/setup)",
+        p.display()
+    );
     p
 }
 
 /// The CRS as a flat ruleset directory, with an extra settings file.
 fn flat_ruleset(dir: &Path, paranoia: u8) {
     let crs = crs_dir();
-    std::fs::copy(repo().join("policies/modsecdefault.conf"), dir.join("modsecdefault.conf"))
-        .unwrap();
+    std::fs::copy(
+        repo().join("policies/modsecdefault.conf"),
+        dir.join("modsecdefault.conf"),
+    )
+    .unwrap();
     let mut setup = std::fs::read_to_string(crs.join("crs-setup.conf.example")).unwrap();
     setup.push_str(&format!(
         "\nSecAction \"id:900000,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level={paranoia}\"\n"
@@ -66,7 +73,10 @@ fn corpus() -> Vec<Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let edge = std::fs::read_to_string(repo().join("integration/corpus/edge-cases.jsonl")).unwrap();
-    for l in edge.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+    for l in edge
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
         reqs.push(serde_json::from_str(l).unwrap_or_else(|e| panic!("edge-cases.jsonl: {e}: {l}")));
     }
     reqs
@@ -83,7 +93,10 @@ fn palisade_ids(rs: &Ruleset, req: &Value) -> BTreeSet<i64> {
         req["version"].as_str().unwrap_or("HTTP/1.1"),
     );
     for h in req["headers"].as_array().unwrap() {
-        tx.add_request_header(h[0].as_str().unwrap().as_bytes(), h[1].as_str().unwrap().as_bytes());
+        tx.add_request_header(
+            h[0].as_str().unwrap().as_bytes(),
+            h[1].as_str().unwrap().as_bytes(),
+        );
     }
     if tx.process_request_headers().is_none() {
         if let Some(b) = req["body_b64"].as_str() {
@@ -93,7 +106,11 @@ fn palisade_ids(rs: &Ruleset, req: &Value) -> BTreeSet<i64> {
         tx.process_request_body();
     }
     tx.process_logging();
-    tx.matched_rules().iter().filter(|m| m.log).map(|m| m.id).collect()
+    tx.matched_rules()
+        .iter()
+        .filter(|m| m.log)
+        .map(|m| m.id)
+        .collect()
 }
 
 fn modsec_ids(ruleset: &Path, reqs: &[Value]) -> Vec<BTreeSet<i64>> {
@@ -121,25 +138,46 @@ fn modsec_ids(ruleset: &Path, reqs: &[Value]) -> Vec<BTreeSet<i64>> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(rows.len(), reqs.len(), "modsec_eval.py answered {} of {}", rows.len(), reqs.len());
+    assert_eq!(
+        rows.len(),
+        reqs.len(),
+        "modsec_eval.py answered {} of {}",
+        rows.len(),
+        reqs.len()
+    );
     rows.iter()
-        .map(|r| r["rule_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect())
+        .map(|r| {
+            r["rule_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap())
+                .collect()
+        })
         .collect()
 }
 
 /// (paranoia (0: any), request id (`*`: any), rule id) -> (side it appears on, reason)
 fn known() -> BTreeMap<(u8, String, i64), (String, String)> {
-    let text = std::fs::read_to_string(repo().join("integration/modsec/known-differences.tsv"))
-        .unwrap();
+    let text =
+        std::fs::read_to_string(repo().join("integration/modsec/known-differences.tsv")).unwrap();
     let mut m = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
         let f: Vec<&str> = line.split('\t').collect();
-        assert!(f.len() == 5, "known-differences.tsv:{}: want 5 tab-separated fields", n + 1);
+        assert!(
+            f.len() == 5,
+            "known-differences.tsv:{}: want 5 tab-separated fields",
+            n + 1
+        );
         m.insert(
-            (f[0].parse().unwrap(), f[1].to_string(), f[2].parse().unwrap()),
+            (
+                f[0].parse().unwrap(),
+                f[1].to_string(),
+                f[2].parse().unwrap(),
+            ),
             (f[3].to_string(), f[4].to_string()),
         );
     }
@@ -196,6 +234,13 @@ fn same_rules_fire_as_modsecurity_v3() {
         unexpected.len(),
         stale.len()
     );
-    assert!(unexpected.is_empty(), "unexpected differences:\n{}", unexpected.join("\n"));
-    assert!(stale.is_empty(), "listed differences that no longer occur: {stale:?}");
+    assert!(
+        unexpected.is_empty(),
+        "unexpected differences:\n{}",
+        unexpected.join("\n")
+    );
+    assert!(
+        stale.is_empty(),
+        "listed differences that no longer occur: {stale:?}"
+    );
 }

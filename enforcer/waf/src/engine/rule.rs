@@ -56,6 +56,12 @@ pub(crate) struct ChainTable {
     pub parent: Vec<u32>,
     /// Per chain: the transformation applied after the parent's (none for chain 0).
     pub last: Vec<Option<Transformation>>,
+    /// Per chain: a set of bytes (bit `b` of a 256-bit set) such that the
+    /// chain changes a value containing none of them at most in ASCII case,
+    /// so the value's literal bit set (case-insensitive) is the untransformed
+    /// value's; `None` when some transformation of the chain may change any
+    /// value (base64Decode, length ...).
+    pub triggers: Vec<Option<[u64; 4]>>,
 }
 
 impl ChainTable {
@@ -113,6 +119,9 @@ pub(crate) struct Rule {
     pub tag_text: Vec<String>,
     /// Literal msg (for removal by msg).
     pub msg_text: String,
+    /// The operator as logged (`!@rx foo`, argument cut at 200 bytes;
+    /// `@unconditionalMatch` for `SecAction`).
+    pub operator_text: String,
     /// The next link when `chain` is set.
     pub chained: Option<Box<Rule>>,
 }

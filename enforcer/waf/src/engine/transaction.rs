@@ -2,10 +2,13 @@
 //! variables, runtime `ctl` state, and the phase runner.
 //!
 //! Values are stored once as `Arc<[u8]>` so that collecting a rule's targets
-//! clones pointers, not bytes. Transformation results are cached per
-//! (stored value, transformation chain) for the life of the transaction, so
-//! the hundreds of CRS rules that apply `t:urlDecodeUni,t:lowercase` to the
-//! same ARGS decode each argument once.
+//! clones pointers, not bytes, and each stored value gets a dense slot number.
+//! Transformation results are cached per (slot, transformation chain) for the
+//! life of the transaction, prefixes of chains included, so the hundreds of
+//! CRS rules that apply `t:urlDecodeUni,t:lowercase` to the same ARGS decode
+//! each argument once. Each distinct transformed value is scanned once by the
+//! ruleset's literal prefilter; a rule whose literals occur in none of the
+//! values it inspects is skipped without collecting anything (see [`Memo`]).
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,14 +18,14 @@ use std::time::Instant;
 use rustc_hash::FxHashMap;
 
 use super::config::BodyLimitAction;
-use super::rule::{CompiledOperator, Item, Rule};
+use super::rule::{ChainTable, CompiledOperator, Item, LiteralPrefilter, Rule};
 use super::{DisruptiveAction, EngineMode, Intervention, MatchedRule, RulesetInner};
 use crate::actions::{AllowScope, BodyProcessor, Ctl, Disruptive, SetVar, SetVarOp};
 use crate::body::{self, BodyLimits};
 use crate::macros::MacroText;
 use crate::operators::OperatorContext;
-use crate::transformations::Transformation;
 use crate::seclang::IdRange;
+use crate::transformations::Transformation;
 use crate::variables::{Exclusion, KeySelector, Target, TargetSpec, Variable};
 
 type Bytes = Arc<[u8]>;
@@ -31,10 +34,22 @@ type Bytes = Arc<[u8]>;
 struct Entry {
     key: Bytes,
     value: Bytes,
+    /// Slot of `value` (`NO_SLOT` when it may change).
+    vslot: u32,
+    /// Slot of `key` as a value (`*_NAMES`).
+    kslot: u32,
 }
 
-fn entry(key: &[u8], value: &[u8]) -> Entry {
-    Entry { key: Arc::from(key), value: Arc::from(value) }
+/// A stored entry, with fresh slots from `next`.
+fn entry(next: &mut u32, key: &[u8], value: &[u8]) -> Entry {
+    let vslot = *next;
+    *next += 2;
+    Entry {
+        key: Arc::from(key),
+        value: Arc::from(value),
+        vslot,
+        kslot: vslot + 1,
+    }
 }
 
 /// A value collected for a rule, with where it came from (for the cache and
@@ -44,23 +59,325 @@ struct Val {
     var: Variable,
     key: Option<Bytes>,
     value: Bytes,
-    /// Cache slot (`u64::MAX`: not cacheable, the value can change).
-    slot: u64,
+    /// Cache slot (`NO_SLOT`: not cacheable, the value can change).
+    slot: u32,
 }
 
 impl Val {
-    fn name(&self) -> String {
+    /// MATCHED_VAR_NAME for this value (`ARGS:foo`), as UTF-8.
+    fn name(&self) -> Bytes {
+        let var = self.var.name().as_bytes();
         match &self.key {
-            Some(k) => format!("{}:{}", self.var.name(), String::from_utf8_lossy(k)),
-            None => self.var.name().to_string(),
+            Some(k) => {
+                let key = String::from_utf8_lossy(k);
+                let mut out = Vec::with_capacity(var.len() + 1 + key.len());
+                out.extend_from_slice(var);
+                out.push(b':');
+                out.extend_from_slice(key.as_bytes());
+                Arc::from(out)
+            }
+            None => Arc::from(var),
         }
     }
 }
 
-const NO_SLOT: u64 = u64::MAX;
+const NO_SLOT: u32 = u32::MAX;
 
-fn slot(source: u32, index: usize) -> u64 {
-    ((source as u64) << 32) | index as u64
+/// "Not computed yet" for bit set offsets.
+const NONE: u32 = u32::MAX;
+
+/// What the transaction memoises for one (slot, chain).
+#[derive(Clone, Copy)]
+struct Cell {
+    /// The transformed value: `NONE` not computed yet, 0 unchanged, else
+    /// `Memo::values[value - 1]`.
+    value: u32,
+    /// Offset in `Memo::bitsets` of the literal bit set of the transformed
+    /// value (`NONE`: not scanned yet).
+    bits: u32,
+}
+
+const EMPTY: Cell = Cell {
+    value: NONE,
+    bits: NONE,
+};
+
+/// Per-transaction memo of transformation results and literal bit sets.
+///
+/// Every stable value has a dense slot; a slot that is ever transformed gets
+/// a row of one [`Cell`] per chain of the ruleset's [`ChainTable`]. Bit sets
+/// (one bit per prefiltered rule: its literals occur in the value) are
+/// computed once per distinct transformed content, whatever slot or chain it
+/// came from, and unions over a variable's values once per (chain, variable)
+/// and phase.
+#[derive(Default)]
+struct Memo {
+    /// Slot -> index of its row (`NONE`: no row yet).
+    rows: Vec<u32>,
+    cells: Vec<Cell>,
+    /// Transformed values that differ from their input.
+    values: Vec<Bytes>,
+    /// Per row: the set of bytes the slot's value contains (computed on demand).
+    bytes: Vec<Option<[u64; 4]>>,
+    bitsets: Vec<u64>,
+    /// Transformed content -> offset of its bit set.
+    scanned: FxHashMap<Bytes, u32>,
+    /// (chain, union source) -> offset of the union bit set (cleared per phase).
+    unions: FxHashMap<(u32, u32), u32>,
+}
+
+thread_local! {
+    /// A finished transaction's emptied memo, so the next transaction on this
+    /// thread starts with grown buffers instead of growing them again.
+    static SPARE_MEMO: std::cell::RefCell<Option<Memo>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Buffers larger than this many elements are not kept for reuse.
+const MAX_RECYCLED: usize = 1 << 16;
+
+impl Memo {
+    /// An empty memo, reusing the buffers of an earlier transaction when this
+    /// thread has them.
+    fn recycled() -> Memo {
+        SPARE_MEMO
+            .try_with(|spare| spare.try_borrow_mut().ok().and_then(|mut s| s.take()))
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Empties the memo and keeps it for this thread's next transaction.
+    fn recycle(mut self) {
+        if self.cells.capacity() > MAX_RECYCLED
+            || self.bitsets.capacity() > MAX_RECYCLED
+            || self.rows.capacity() > MAX_RECYCLED
+            || self.values.capacity() > MAX_RECYCLED
+            || self.scanned.capacity() > MAX_RECYCLED
+        {
+            return;
+        }
+        self.rows.clear();
+        self.cells.clear();
+        self.values.clear();
+        self.bytes.clear();
+        self.bitsets.clear();
+        self.scanned.clear();
+        self.unions.clear();
+        let _ = SPARE_MEMO.try_with(|spare| {
+            if let Ok(mut s) = spare.try_borrow_mut() {
+                *s = Some(self);
+            }
+        });
+    }
+
+    /// Index in `cells` of (slot, chain), creating the slot's row.
+    #[inline]
+    fn cell(&mut self, chains: &ChainTable, slot: u32, chain: u32) -> usize {
+        match self.rows.get(slot as usize) {
+            Some(&row) if row != NONE => row as usize * chains.len() + chain as usize,
+            _ => self.new_row(chains, slot) + chain as usize,
+        }
+    }
+
+    #[cold]
+    fn new_row(&mut self, chains: &ChainTable, slot: u32) -> usize {
+        let n = chains.len();
+        let s = slot as usize;
+        if self.rows.len() <= s {
+            self.rows.resize(s + 1, NONE);
+        }
+        let row = self.cells.len() / n;
+        self.rows[s] = row as u32;
+        self.cells.resize(self.cells.len() + n, EMPTY);
+        self.bytes.push(None);
+        row * n
+    }
+
+    /// The value at `slot` (`raw`) after `chain`, as a `Cell::value`.
+    fn transformed(&mut self, chains: &ChainTable, slot: u32, chain: u32, raw: &[u8]) -> u32 {
+        if chain == 0 {
+            return 0;
+        }
+        let at = self.cell(chains, slot, chain);
+        if self.cells[at].value != NONE {
+            return self.cells[at].value;
+        }
+        let parent = chains.parent[chain as usize];
+        let base = self.transformed(chains, slot, parent, raw);
+        let out = match chains.last[chain as usize] {
+            Some(t) => {
+                let input = match base {
+                    0 => raw,
+                    k => &self.values[k as usize - 1][..],
+                };
+                match apply(t, input) {
+                    Some(o) => {
+                        self.values.push(Arc::from(o));
+                        self.values.len() as u32
+                    }
+                    None => base,
+                }
+            }
+            None => base,
+        };
+        self.cells[at].value = out;
+        out
+    }
+
+    /// The transformed value for a `Cell::value` (`None`: unchanged).
+    fn value(&self, k: u32) -> Option<&Bytes> {
+        k.checked_sub(1).and_then(|i| self.values.get(i as usize))
+    }
+
+    /// Offset in `bitsets` of the literal bit set of the value at `slot`
+    /// (`raw`) after `chain`.
+    fn bits(&mut self, rs: &RulesetInner, slot: u32, chain: u32, raw: &Bytes) -> usize {
+        let chains = &rs.compiled.chains;
+        let at = self.cell(chains, slot, chain);
+        if self.cells[at].bits != NONE {
+            return self.cells[at].bits as usize;
+        }
+        let offset = if chain != 0 && self.case_only(chains, slot, chain, raw) {
+            // The chain changes at most ASCII case: the raw value's bits.
+            self.bits(rs, slot, 0, raw)
+        } else {
+            match self.transformed(chains, slot, chain, raw) {
+                // Unchanged: the same bits as the raw value (chain 0).
+                0 if chain != 0 => self.bits(rs, slot, 0, raw),
+                0 => self.scan(rs.compiled.literals.as_ref(), raw),
+                k => {
+                    let v = Arc::clone(&self.values[k as usize - 1]);
+                    self.scan(rs.compiled.literals.as_ref(), &v)
+                }
+            }
+        };
+        self.cells[at].bits = offset as u32;
+        offset
+    }
+
+    /// Whether `chain` changes the value at `slot` (`raw`) at most in ASCII
+    /// case (it contains none of the chain's trigger bytes).
+    fn case_only(&mut self, chains: &ChainTable, slot: u32, chain: u32, raw: &[u8]) -> bool {
+        let Some(triggers) = chains.triggers[chain as usize] else {
+            return false;
+        };
+        let row = self.rows[slot as usize] as usize;
+        let present = *self.bytes[row].get_or_insert_with(|| {
+            let mut set = [0u64; 4];
+            for &b in raw {
+                set[(b / 64) as usize] |= 1u64 << (b % 64);
+            }
+            set
+        });
+        present.iter().zip(triggers.iter()).all(|(p, t)| p & t == 0)
+    }
+
+    /// The bit set of `value`, scanning it unless the same content was.
+    fn scan(&mut self, pf: Option<&LiteralPrefilter>, value: &Bytes) -> usize {
+        if let Some(&o) = self.scanned.get(&value[..]) {
+            return o as usize;
+        }
+        let offset = self.bitsets.len();
+        match pf {
+            Some(pf) => {
+                self.bitsets.resize(offset + pf.words, 0);
+                for m in pf.automaton.find_overlapping_iter(&value[..]) {
+                    for &b in pf.pattern_bits[m.pattern().as_usize()].iter() {
+                        self.bitsets[offset + (b / 64) as usize] |= 1u64 << (b % 64);
+                    }
+                }
+            }
+            // No prefilter: nothing can be ruled out.
+            None => self.bitsets.push(u64::MAX),
+        }
+        self.scanned.insert(Arc::clone(value), offset as u32);
+        offset
+    }
+
+    /// Whether the bit set at `offset` has `bit`.
+    #[inline]
+    fn has(&self, offset: usize, bit: u32) -> bool {
+        self.bitsets
+            .get(offset + (bit / 64) as usize)
+            .is_none_or(|w| w & (1u64 << (bit % 64)) != 0)
+    }
+
+    /// Whether (slot, chain) is known to lack `bit` (computed earlier).
+    #[inline]
+    fn known_miss(&self, chains: &ChainTable, slot: u32, chain: u32, bit: u32) -> bool {
+        let Some(&row) = self.rows.get(slot as usize) else {
+            return false;
+        };
+        if row == NONE {
+            return false;
+        }
+        let c = &self.cells[row as usize * chains.len() + chain as usize];
+        c.bits != NONE && !self.has(c.bits as usize, bit)
+    }
+}
+
+/// Applies one transformation; `None` when it left the input unchanged.
+fn apply(t: Transformation, input: &[u8]) -> Option<Vec<u8>> {
+    match (t.apply)(input) {
+        Cow::Owned(o) => Some(o),
+        // Some transformations (trim) borrow a shorter part of their input.
+        Cow::Borrowed(b) if b.len() != input.len() => Some(b.to_vec()),
+        Cow::Borrowed(_) => None,
+    }
+}
+
+/// The values a transaction stores, each with its slot(s).
+#[derive(Default)]
+struct Stored {
+    args_get: Vec<Entry>,
+    args_post: Vec<Entry>,
+    headers: Vec<Entry>,
+    cookies: Vec<Entry>,
+    resp_headers: Vec<Entry>,
+    files: Vec<Entry>,
+    files_sizes: Vec<Entry>,
+    part_headers: Vec<Entry>,
+    /// XML:/* and XML://@* (the selections with stable slots), made when
+    /// the XML body is parsed; keys are the XPath.
+    xml_text: Vec<Entry>,
+    xml_attrs: Vec<Entry>,
+    /// Scalar values with their slots.
+    scalars: FxHashMap<Variable, (Bytes, u32)>,
+    /// Next free slot.
+    next_slot: u32,
+}
+
+impl Stored {
+    /// The stored entries behind a collection variable with stable slots
+    /// (two lists for ARGS and ARGS_NAMES), and whether the keys are the values.
+    fn entry_lists(&self, var: Variable, xpath: Option<&str>) -> Option<([&[Entry]; 2], bool)> {
+        use Variable as V;
+        let none: &[Entry] = &[];
+        Some(match var {
+            V::Args => ([&self.args_get, &self.args_post], false),
+            V::ArgsGet => ([&self.args_get, none], false),
+            V::ArgsPost => ([&self.args_post, none], false),
+            V::ArgsNames => ([&self.args_get, &self.args_post], true),
+            V::ArgsGetNames => ([&self.args_get, none], true),
+            V::ArgsPostNames => ([&self.args_post, none], true),
+            V::RequestHeaders => ([&self.headers, none], false),
+            V::RequestHeadersNames => ([&self.headers, none], true),
+            V::RequestCookies => ([&self.cookies, none], false),
+            V::RequestCookiesNames => ([&self.cookies, none], true),
+            V::ResponseHeaders => ([&self.resp_headers, none], false),
+            V::ResponseHeadersNames => ([&self.resp_headers, none], true),
+            V::Files => ([&self.files, none], false),
+            V::FilesNames => ([&self.files, none], true),
+            V::FilesSizes => ([&self.files_sizes, none], false),
+            V::MultipartPartHeaders => ([&self.part_headers, none], false),
+            V::Xml => match xpath.unwrap_or("/*") {
+                "/*" => ([&self.xml_text, none], false),
+                "//@*" => ([&self.xml_attrs, none], false),
+                _ => return None,
+            },
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -76,10 +393,10 @@ struct AllowState {
     request: bool,
 }
 
-enum Flow {
+enum Flow<'r> {
     Continue,
     Skip(u32),
-    SkipAfter(Arc<str>),
+    SkipAfter(&'r str),
     StopPhase,
     StopAll,
 }
@@ -91,16 +408,9 @@ pub struct Transaction {
     rs: Arc<RulesetInner>,
     mode: EngineMode,
     start: Instant,
-    args_get: Vec<Entry>,
-    args_post: Vec<Entry>,
-    headers: Vec<Entry>,
-    cookies: Vec<Entry>,
-    resp_headers: Vec<Entry>,
-    files: Vec<Entry>,
-    files_sizes: Vec<Entry>,
-    part_headers: Vec<Entry>,
+    /// Request and response values with their slots.
+    v: Stored,
     xml: Option<body::xml::XmlDocument>,
-    scalars: FxHashMap<Variable, Bytes>,
     tx: FxHashMap<Box<str>, Bytes>,
     collections: FxHashMap<String, FxHashMap<Box<str>, Bytes>>,
     matched_var: Option<(Bytes, Bytes)>,
@@ -120,14 +430,16 @@ pub struct Transaction {
     intervention: Option<Intervention>,
     matched: Vec<MatchedRule>,
     allow: AllowState,
-    cache: FxHashMap<(u64, u32), Option<Bytes>>,
-    /// Shared-prefilter results: (slot, chain) -> offset into `bitsets`.
-    bitset_index: FxHashMap<(u64, u32), u32>,
-    bitsets: Vec<u64>,
+    /// Transformation results and literal bit sets.
+    memo: Memo,
     /// Reused buffer for a rule's collected values.
     scratch: Vec<Val>,
-    /// Per chain: union of prefilter bit sets over its variables (this phase).
-    unions: Vec<Option<Box<[u64]>>>,
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        std::mem::take(&mut self.memo).recycle();
+    }
 }
 
 impl std::fmt::Debug for Transaction {
@@ -190,16 +502,8 @@ impl Transaction {
             rs,
             mode,
             start: Instant::now(),
-            args_get: Vec::new(),
-            args_post: Vec::new(),
-            headers: Vec::new(),
-            cookies: Vec::new(),
-            resp_headers: Vec::new(),
-            files: Vec::new(),
-            files_sizes: Vec::new(),
-            part_headers: Vec::new(),
+            v: Stored::default(),
             xml: None,
-            scalars: FxHashMap::default(),
             tx: FxHashMap::default(),
             collections: FxHashMap::default(),
             matched_var: None,
@@ -219,11 +523,8 @@ impl Transaction {
             intervention: None,
             matched: Vec::new(),
             allow: AllowState::default(),
-            cache: FxHashMap::with_capacity_and_hasher(512, Default::default()),
-            bitset_index: FxHashMap::with_capacity_and_hasher(512, Default::default()),
-            bitsets: Vec::with_capacity(2048),
+            memo: Memo::recycled(),
             scratch: Vec::with_capacity(64),
-            unions: Vec::new(),
         };
         let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
         let now = std::time::SystemTime::now()
@@ -235,11 +536,13 @@ impl Transaction {
     }
 
     fn set_scalar(&mut self, v: Variable, value: &[u8]) {
-        self.scalars.insert(v, Arc::from(value));
+        let slot = self.v.next_slot;
+        self.v.next_slot += 1;
+        self.v.scalars.insert(v, (Arc::from(value), slot));
     }
 
     fn scalar(&self, v: Variable) -> Option<&Bytes> {
-        self.scalars.get(&v)
+        self.v.scalars.get(&v).map(|(b, _)| b)
     }
 
     /// Overrides the ruleset's engine mode for this request (per-service mode).
@@ -286,7 +589,10 @@ impl Transaction {
             None => raw,
         };
         self.set_scalar(Variable::RequestMethod, method.as_bytes());
-        self.set_scalar(Variable::RequestLine, format!("{method} {uri} {protocol}").as_bytes());
+        self.set_scalar(
+            Variable::RequestLine,
+            format!("{method} {uri} {protocol}").as_bytes(),
+        );
         self.set_scalar(Variable::RequestProtocol, protocol.as_bytes());
         let (path_raw, query) = match memchr::memchr(b'?', no_fragment) {
             Some(q) => (&no_fragment[..q], Some(&no_fragment[q + 1..])),
@@ -300,8 +606,13 @@ impl Transaction {
                 self.set_scalar(Variable::UrlencodedError, b"1");
             }
             let limit = self.rs.compiled.config.arguments_limit;
-            self.args_get =
-                parsed.pairs.iter().take(limit).map(|(k, v)| entry(k, v)).collect();
+            let next = &mut self.v.next_slot;
+            self.v.args_get = parsed
+                .pairs
+                .iter()
+                .take(limit)
+                .map(|(k, v)| entry(next, k, v))
+                .collect();
         }
         let path_info = uri_decode(path_raw);
         self.set_scalar(Variable::PathInfo, &path_info);
@@ -333,7 +644,9 @@ impl Transaction {
 
     /// One request header (repeatable).
     pub fn add_request_header(&mut self, name: &[u8], value: &[u8]) {
-        self.headers.push(entry(name, value));
+        self.v
+            .headers
+            .push(entry(&mut self.v.next_slot, name, value));
         if name.eq_ignore_ascii_case(b"cookie") {
             self.parse_cookies(value);
         } else if name.eq_ignore_ascii_case(b"content-type") {
@@ -344,10 +657,18 @@ impl Transaction {
                 self.set_scalar(Variable::ReqbodyProcessor, b"URLENCODED");
             }
         } else if name.eq_ignore_ascii_case(b"host") {
-            let host = value.split(|&b| b == b':').next().unwrap_or_default().to_vec();
+            let host = value
+                .split(|&b| b == b':')
+                .next()
+                .unwrap_or_default()
+                .to_vec();
             self.set_scalar(Variable::ServerName, &host);
         } else if name.eq_ignore_ascii_case(b"authorization") {
-            let t = value.split(|&b| b == b' ').next().unwrap_or_default().to_vec();
+            let t = value
+                .split(|&b| b == b' ')
+                .next()
+                .unwrap_or_default()
+                .to_vec();
             self.set_scalar(Variable::AuthType, &t);
         }
     }
@@ -369,7 +690,7 @@ impl Transaction {
             if k.is_empty() {
                 continue;
             }
-            self.cookies.push(entry(k, v));
+            self.v.cookies.push(entry(&mut self.v.next_slot, k, v));
         }
     }
 
@@ -379,7 +700,8 @@ impl Transaction {
     }
 
     fn body_limit(&self) -> u64 {
-        self.request_body_limit.unwrap_or(self.rs.compiled.config.request_body_limit)
+        self.request_body_limit
+            .unwrap_or(self.rs.compiled.config.request_body_limit)
     }
 
     /// Buffers request body bytes; may intervene when over the body limit with `Reject`.
@@ -391,7 +713,8 @@ impl Transaction {
             match self.rs.compiled.config.request_body_limit_action {
                 BodyLimitAction::ProcessPartial => {
                     let room = limit.saturating_sub(cur) as usize;
-                    self.request_body.extend_from_slice(&data[..room.min(data.len())]);
+                    self.request_body
+                        .extend_from_slice(&data[..room.min(data.len())]);
                 }
                 BodyLimitAction::Reject => {
                     if self.mode == EngineMode::On && self.intervention.is_none() {
@@ -423,7 +746,8 @@ impl Transaction {
     }
 
     fn content_type(&self) -> Option<Bytes> {
-        self.headers
+        self.v
+            .headers
             .iter()
             .find(|e| e.key.eq_ignore_ascii_case(b"content-type"))
             .map(|e| e.value.clone())
@@ -463,7 +787,9 @@ impl Transaction {
             {
                 self.set_scalar(Variable::InboundDataError, b"1");
                 match cfg.request_body_limit_action {
-                    BodyLimitAction::ProcessPartial => self.request_body.truncate(no_files as usize),
+                    BodyLimitAction::ProcessPartial => {
+                        self.request_body.truncate(no_files as usize)
+                    }
                     BodyLimitAction::Reject => {
                         if self.mode == EngineMode::On {
                             self.intervention = Some(Intervention {
@@ -489,14 +815,22 @@ impl Transaction {
                     if parsed.invalid_encoding {
                         self.set_scalar(Variable::UrlencodedError, b"1");
                     }
-                    self.args_post.extend(
-                        parsed.pairs.iter().take(limits.max_args).map(|(k, v)| entry(k, v)),
+                    let next = &mut self.v.next_slot;
+                    self.v.args_post.extend(
+                        parsed
+                            .pairs
+                            .iter()
+                            .take(limits.max_args)
+                            .map(|(k, v)| entry(next, k, v)),
                     );
                 }
                 Some(BodyProcessor::Json) => {
                     // Like ModSecurity, keep the arguments read before an error.
                     let (pairs, err) = body::json::parse_partial(&body, &limits);
-                    self.args_post.extend(pairs.iter().map(|(k, v)| entry(k, v)));
+                    let next = &mut self.v.next_slot;
+                    self.v
+                        .args_post
+                        .extend(pairs.iter().map(|(k, v)| entry(next, k, v)));
                     if let Some(e) = err {
                         if !body.is_empty() {
                             self.set_body_error(&format!("JSON parsing error: {}", e.message))
@@ -505,6 +839,17 @@ impl Transaction {
                 }
                 Some(BodyProcessor::Xml) => {
                     let (doc, err) = body::xml::XmlDocument::parse_partial(&body, &limits);
+                    let next = &mut self.v.next_slot;
+                    self.v.xml_text = doc
+                        .select("/*")
+                        .iter()
+                        .map(|v| entry(next, b"/*", v))
+                        .collect();
+                    self.v.xml_attrs = doc
+                        .select("//@*")
+                        .iter()
+                        .map(|v| entry(next, b"//@*", v))
+                        .collect();
                     self.xml = Some(doc);
                     if let Some(e) = err {
                         self.set_body_error(&format!("XML parsing error: {}", e.message));
@@ -530,7 +875,10 @@ impl Transaction {
             if !body.is_empty() && raw_body_visible {
                 self.set_scalar(Variable::RequestBody, &body);
             }
-            self.set_scalar(Variable::RequestBodyLength, body.len().to_string().as_bytes());
+            self.set_scalar(
+                Variable::RequestBodyLength,
+                body.len().to_string().as_bytes(),
+            );
             self.request_body = body;
         }
         self.run_phase(2)
@@ -545,7 +893,10 @@ impl Transaction {
             (Variable::MultipartDataBefore, f.data_before),
             (Variable::MultipartFileLimitExceeded, f.file_limit_exceeded),
             (Variable::MultipartHeaderFolding, f.header_folding),
-            (Variable::MultipartInvalidHeaderFolding, f.invalid_header_folding),
+            (
+                Variable::MultipartInvalidHeaderFolding,
+                f.invalid_header_folding,
+            ),
             (Variable::MultipartInvalidPart, f.invalid_part),
             (Variable::MultipartInvalidQuoting, f.invalid_quoting),
             (Variable::MultipartLfLine, f.lf_line),
@@ -561,35 +912,63 @@ impl Transaction {
             f.unmatched_boundary_value.to_string().as_bytes(),
         );
         let strict = f.strict_error();
-        self.set_scalar(Variable::MultipartStrictError, if strict { b"1" } else { b"0" });
+        self.set_scalar(
+            Variable::MultipartStrictError,
+            if strict { b"1" } else { b"0" },
+        );
         if let Some(e) = &m.error {
             self.set_body_error(&format!("Multipart parsing error: {e}"));
         }
-        self.args_post.extend(m.args.iter().map(|(k, v)| entry(k, v)));
+        let next = &mut self.v.next_slot;
+        self.v
+            .args_post
+            .extend(m.args.iter().map(|(k, v)| entry(next, k, v)));
         let mut total = 0usize;
         for file in &m.files {
-            self.files.push(entry(&file.name, &file.filename));
-            self.files_sizes.push(entry(&file.name, file.size.to_string().as_bytes()));
+            self.v
+                .files
+                .push(entry(&mut self.v.next_slot, &file.name, &file.filename));
+            let size = file.size.to_string();
+            self.v
+                .files_sizes
+                .push(entry(&mut self.v.next_slot, &file.name, size.as_bytes()));
             total += file.size;
         }
         self.set_scalar(Variable::FilesCombinedSize, total.to_string().as_bytes());
-        self.part_headers.extend(m.part_headers.iter().map(|(k, v)| entry(k, v)));
+        let next = &mut self.v.next_slot;
+        self.v
+            .part_headers
+            .extend(m.part_headers.iter().map(|(k, v)| entry(next, k, v)));
     }
 
     /// One response header (repeatable).
     pub fn add_response_header(&mut self, name: &[u8], value: &[u8]) {
-        self.resp_headers.push(entry(name, value));
+        self.v
+            .resp_headers
+            .push(entry(&mut self.v.next_slot, name, value));
         if name.eq_ignore_ascii_case(b"content-type") {
-            let ct = value.split(|&b| b == b';').next().unwrap_or_default().trim_ascii().to_vec();
+            let ct = value
+                .split(|&b| b == b';')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii()
+                .to_vec();
             self.set_scalar(Variable::ResponseContentType, &ct);
         }
     }
 
     /// Runs phase 3 with the response status and protocol.
-    pub fn process_response_headers(&mut self, status: u16, protocol: &str) -> Option<Intervention> {
+    pub fn process_response_headers(
+        &mut self,
+        status: u16,
+        protocol: &str,
+    ) -> Option<Intervention> {
         self.set_scalar(Variable::ResponseStatus, status.to_string().as_bytes());
         self.set_scalar(Variable::ResponseProtocol, protocol.as_bytes());
-        self.set_scalar(Variable::StatusLine, format!("{protocol} {status}").as_bytes());
+        self.set_scalar(
+            Variable::StatusLine,
+            format!("{protocol} {status}").as_bytes(),
+        );
         self.run_phase(3)
     }
 
@@ -605,7 +984,7 @@ impl Transaction {
             .scalar(Variable::ResponseContentType)
             .map(|c| String::from_utf8_lossy(c).to_ascii_lowercase())
             .unwrap_or_default();
-        types.is_empty() || types.iter().any(|t| *t == ct)
+        types.is_empty() || types.contains(&ct)
     }
 
     /// Buffers response body bytes.
@@ -622,7 +1001,8 @@ impl Transaction {
             match cfg.response_body_limit_action {
                 BodyLimitAction::ProcessPartial => {
                     let room = limit.saturating_sub(cur) as usize;
-                    self.response_body.extend_from_slice(&data[..room.min(data.len())]);
+                    self.response_body
+                        .extend_from_slice(&data[..room.min(data.len())]);
                 }
                 BodyLimitAction::Reject => {
                     if self.mode == EngineMode::On && self.intervention.is_none() {
@@ -653,7 +1033,10 @@ impl Transaction {
             }
             let body = std::mem::take(&mut self.response_body);
             self.set_scalar(Variable::ResponseBody, &body);
-            self.set_scalar(Variable::ResponseContentLength, body.len().to_string().as_bytes());
+            self.set_scalar(
+                Variable::ResponseContentLength,
+                body.len().to_string().as_bytes(),
+            );
             self.response_body = body;
         }
         self.run_phase(4)
@@ -677,16 +1060,22 @@ impl Transaction {
     /// The inbound anomaly score (`TX:blocking_inbound_anomaly_score`, else
     /// `TX:anomaly_score`, else `TX:inbound_anomaly_score`).
     pub fn anomaly_score(&self) -> i64 {
-        ["blocking_inbound_anomaly_score", "anomaly_score", "inbound_anomaly_score"]
-            .iter()
-            .find_map(|k| self.tx.get(*k))
-            .map(|v| parse_int(v))
-            .unwrap_or(0)
+        [
+            "blocking_inbound_anomaly_score",
+            "anomaly_score",
+            "inbound_anomaly_score",
+        ]
+        .iter()
+        .find_map(|k| self.tx.get(*k))
+        .map(|v| parse_int(v))
+        .unwrap_or(0)
     }
 
     /// A TX variable, if set.
     pub fn tx_var(&self, name: &str) -> Option<Vec<u8>> {
-        self.tx.get(name.to_ascii_lowercase().as_str()).map(|v| v.to_vec())
+        self.tx
+            .get(name.to_ascii_lowercase().as_str())
+            .map(|v| v.to_vec())
     }
 
     // ---------------------------------------------------------------- phases
@@ -702,7 +1091,7 @@ impl Transaction {
             return None;
         }
         let rs = Arc::clone(&self.rs);
-        self.unions.clear();
+        self.memo.unions.clear();
         let items = &rs.compiled.phases[phase as usize - 1];
         let markers = &rs.compiled.markers[phase as usize - 1];
         let mut i = 0;
@@ -723,7 +1112,7 @@ impl Transaction {
             }
             if rule.union_skippable {
                 if let Some(bit) = rule.prefilter_bit {
-                    if !self.union_has(rule.chain_id, bit) {
+                    if !self.targets_may_match(rule, bit) {
                         // Cannot match: none of its literals occurs anywhere it looks.
                         self.matched_var = None;
                         self.matched_vars.clear();
@@ -734,7 +1123,7 @@ impl Transaction {
             self.cur_rule = Some(Arc::clone(rule));
             self.pending_msg = None;
             self.pending_logdata = None;
-            if !self.eval_rule(rule, true) {
+            if !self.eval_rule(rule) {
                 continue;
             }
             match self.after_full_match(rule) {
@@ -743,7 +1132,7 @@ impl Transaction {
                 Flow::SkipAfter(m) => {
                     let here = i - 1;
                     i = markers
-                        .get(&m)
+                        .get(m)
                         .and_then(|ps| ps.iter().find(|&&p| p > here))
                         .map(|p| p + 1)
                         .unwrap_or(items.len());
@@ -769,10 +1158,12 @@ impl Transaction {
     }
 
     fn is_removed(&self, rule: &Rule) -> bool {
-        self.removed.iter().any(|by| self.removed_by_matches(by, rule))
+        self.removed
+            .iter()
+            .any(|by| self.removed_by_matches(by, rule))
     }
 
-    fn eval_rule(&mut self, rule: &Rule, starter: bool) -> bool {
+    fn eval_rule(&mut self, rule: &Rule) -> bool {
         let Some(op) = &rule.operator else {
             // SecAction: unconditional.
             self.run_setvars(&rule.actions.setvars);
@@ -812,23 +1203,37 @@ impl Transaction {
         for v in &vals {
             if rule.actions.multi_match {
                 for value in self.transform_all(rule, v) {
-                    if op.prefilter.as_ref().is_some_and(|pf| !pf.may_match(&value)) {
+                    if op
+                        .prefilter
+                        .as_ref()
+                        .is_some_and(|pf| !pf.may_match(&value))
+                    {
                         continue;
                     }
-                    any |= self.try_value(rule, op, v, value, capture, starter);
+                    any |= self.try_value(rule, op, v, value, capture);
                 }
                 continue;
             }
-            let value = self.transform(rule, v);
             let may_match = match (rule.prefilter_bit, v.slot) {
                 (Some(bit), slot) if slot != NO_SLOT => {
-                    self.prefilter_hit(slot, rule.chain_id, bit, &value)
+                    let offset = self.memo.bits(&self.rs, slot, rule.chain_id, &v.value);
+                    self.memo.has(offset, bit)
                 }
-                _ => op.prefilter.as_ref().is_none_or(|pf| pf.may_match(&value)),
+                _ => true,
             };
-            if may_match {
-                any |= self.try_value(rule, op, v, value, capture, starter);
+            if !may_match {
+                continue;
             }
+            let value = self.transform(rule, v);
+            if v.slot == NO_SLOT
+                && op
+                    .prefilter
+                    .as_ref()
+                    .is_some_and(|pf| !pf.may_match(&value))
+            {
+                continue;
+            }
+            any |= self.try_value(rule, op, v, value, capture);
         }
         vals.clear();
         self.scratch = vals;
@@ -838,7 +1243,7 @@ impl Transaction {
             return false;
         }
         match &rule.chained {
-            Some(next) => self.eval_rule(next, false),
+            Some(next) => self.eval_rule(next),
             None => true,
         }
     }
@@ -853,7 +1258,6 @@ impl Transaction {
         v: &Val,
         value: Bytes,
         capture: bool,
-        starter: bool,
     ) -> bool {
         let hit = {
             let mut cx = OpCx { tx: self, capture };
@@ -862,42 +1266,16 @@ impl Transaction {
         if hit == op.negated {
             return false;
         }
-        let name: Bytes = Arc::from(v.name().as_bytes());
+        let name = v.name();
         self.matched_var = Some((name.clone(), value.clone()));
-        self.matched_vars.push(Entry { key: name, value });
+        self.matched_vars.push(Entry {
+            key: name,
+            value,
+            vslot: NO_SLOT,
+            kslot: NO_SLOT,
+        });
         self.run_setvars(&rule.actions.setvars);
         true
-    }
-
-    /// Whether the chain's shared prefilter says `bit`'s literals occur in the
-    /// value stored at `slot` after chain `chain` (computed once per pair).
-    fn prefilter_hit(&mut self, slot: u64, chain: u32, bit: u32, value: &[u8]) -> bool {
-        let offset = self.bitset_offset(slot, chain, value);
-        self.bitsets[offset + (bit / 64) as usize] & (1u64 << (bit % 64)) != 0
-    }
-
-    /// Offset in `bitsets` of the shared-prefilter bit set of (slot, chain),
-    /// scanning `value` (the slot's value after the chain) on first use.
-    fn bitset_offset(&mut self, slot: u64, chain: u32, value: &[u8]) -> usize {
-        if let Some(&o) = self.bitset_index.get(&(slot, chain)) {
-            return o as usize;
-        }
-        let rs = Arc::clone(&self.rs);
-        let offset = self.bitsets.len();
-        let Some(pf) = rs.compiled.prefilters[chain as usize].as_ref() else {
-            // No prefilter for this chain: an all-ones set.
-            self.bitsets.push(u64::MAX);
-            self.bitset_index.insert((slot, chain), offset as u32);
-            return offset;
-        };
-        self.bitsets.resize(offset + pf.words, 0);
-        for m in pf.automaton.find_overlapping_iter(value) {
-            for &b in &pf.pattern_bits[m.pattern().as_usize()] {
-                self.bitsets[offset + (b / 64) as usize] |= 1u64 << (b % 64);
-            }
-        }
-        self.bitset_index.insert((slot, chain), offset as u32);
-        offset
     }
 
     fn eval_msg(&mut self, rule: &Rule) {
@@ -909,19 +1287,9 @@ impl Transaction {
         }
     }
 
-    fn after_full_match(&mut self, rule: &Arc<Rule>) -> Flow {
+    fn after_full_match<'r>(&mut self, rule: &'r Arc<Rule>) -> Flow<'r> {
         // ctl actions of every link, innermost first (as ModSecurity unwinds the chain).
-        let mut links = vec![&**rule];
-        let mut cur = &**rule;
-        while let Some(next) = &cur.chained {
-            links.push(next);
-            cur = next;
-        }
-        for link in links.iter().rev() {
-            for ctl in &link.actions.ctls {
-                self.apply_ctl(ctl);
-            }
-        }
+        self.apply_chain_ctls(rule);
         // msg and logdata are expanded once the whole chain matched, so they see
         // the last link's captures and MATCHED_VAR (the CRS regression suite's
         // log checks, e.g. 932207, depend on this).
@@ -968,7 +1336,10 @@ impl Transaction {
             .actions
             .tags
             .iter()
-            .map(|t| String::from_utf8_lossy(&self.expand(t)).into_owned())
+            .map(|t| match t.as_literal() {
+                Some(l) => String::from_utf8_lossy(l).into_owned(),
+                None => String::from_utf8_lossy(&self.expand(t)).into_owned(),
+            })
             .collect();
         let (mvn, mv) = self
             .matched_var
@@ -987,25 +1358,11 @@ impl Transaction {
             disruptive: disrupted,
             matched_var_name: mvn,
             matched_var: mv,
-            operator: rule
-                .operator
-                .as_ref()
-                .map(|o| {
-                    let mut arg = o.argument.clone();
-                    if arg.len() > 200 {
-                        let mut cut = 200;
-                        while !arg.is_char_boundary(cut) {
-                            cut -= 1;
-                        }
-                        arg.truncate(cut);
-                    }
-                    format!("{}@{} {arg}", if o.negated { "!" } else { "" }, o.name)
-                })
-                .unwrap_or_else(|| "@unconditionalMatch".to_string()),
+            operator: rule.operator_text.clone(),
         });
         if matches!(flow, Flow::Continue) {
             if let Some(m) = &rule.actions.skip_after {
-                return Flow::SkipAfter(Arc::from(m.as_str()));
+                return Flow::SkipAfter(m.as_str());
             }
             if rule.actions.skip > 0 {
                 return Flow::Skip(rule.actions.skip);
@@ -1014,14 +1371,25 @@ impl Transaction {
         flow
     }
 
+    /// Applies the `ctl` actions of `rule`'s chain, the innermost link first.
+    fn apply_chain_ctls(&mut self, rule: &Rule) {
+        if let Some(next) = &rule.chained {
+            self.apply_chain_ctls(next);
+        }
+        for ctl in &rule.actions.ctls {
+            self.apply_ctl(ctl);
+        }
+    }
+
     fn apply_ctl(&mut self, ctl: &Ctl) {
         let as_exclusions = |targets: &Vec<TargetSpec>| -> Vec<Exclusion> {
             targets
                 .iter()
                 .map(|t| match t {
-                    TargetSpec::Target(t) => {
-                        Exclusion { variable: t.variable, selector: t.selector.clone() }
-                    }
+                    TargetSpec::Target(t) => Exclusion {
+                        variable: t.variable,
+                        selector: t.selector.clone(),
+                    },
                     TargetSpec::Exclusion(e) => e.clone(),
                 })
                 .collect()
@@ -1084,7 +1452,8 @@ impl Transaction {
                     n.to_string().into_bytes()
                 }
             };
-            self.collection_mut(&sv.collection).insert(key.into_boxed_str(), Arc::from(value));
+            self.collection_mut(&sv.collection)
+                .insert(key.into_boxed_str(), Arc::from(value));
         }
     }
 
@@ -1127,7 +1496,10 @@ impl Transaction {
                 match k.to_ascii_lowercase().as_str() {
                     "id" => out.extend_from_slice(rule.id.to_string().as_bytes()),
                     "msg" => out.extend_from_slice(
-                        self.pending_msg.as_deref().unwrap_or(&rule.msg_text).as_bytes(),
+                        self.pending_msg
+                            .as_deref()
+                            .unwrap_or(&rule.msg_text)
+                            .as_bytes(),
                     ),
                     "severity" => {
                         if let Some(s) = rule.actions.severity {
@@ -1140,8 +1512,12 @@ impl Transaction {
                         }
                     }
                     "phase" => out.extend_from_slice(rule.phase.to_string().as_bytes()),
-                    "rev" => out.extend_from_slice(rule.actions.rev.as_deref().unwrap_or("").as_bytes()),
-                    "ver" => out.extend_from_slice(rule.actions.ver.as_deref().unwrap_or("").as_bytes()),
+                    "rev" => {
+                        out.extend_from_slice(rule.actions.rev.as_deref().unwrap_or("").as_bytes())
+                    }
+                    "ver" => {
+                        out.extend_from_slice(rule.actions.ver.as_deref().unwrap_or("").as_bytes())
+                    }
                     _ => {}
                 }
             }
@@ -1152,13 +1528,23 @@ impl Transaction {
                     }
                     return;
                 }
-                let Some(var) = Variable::from_name(c) else { return };
+                let Some(var) = Variable::from_name(c) else {
+                    return;
+                };
                 let selector = match k {
                     Some(k) if var.is_collection() => KeySelector::Key(Arc::from(k.as_bytes())),
                     _ => KeySelector::All,
                 };
                 let mut vals = Vec::new();
-                self.collect(&Target { variable: var, selector, count: false, xpath: None }, &mut vals);
+                self.collect(
+                    &Target {
+                        variable: var,
+                        selector,
+                        count: false,
+                        xpath: None,
+                    },
+                    &mut vals,
+                );
                 if let Some(v) = vals.first() {
                     out.extend_from_slice(&v.value);
                 }
@@ -1171,27 +1557,25 @@ impl Transaction {
     /// Whether the shared prefilter already ruled out the value at `slot`
     /// for a rule (`skip` = its chain and prefilter bit). Lets `collect` drop
     /// such values before cloning anything.
-    fn known_miss(&self, slot: u64, skip: Option<(u32, u32)>) -> bool {
-        let Some((chain, bit)) = skip else { return false };
-        match self.bitset_index.get(&(slot, chain)) {
-            Some(&o) => self.bitsets[o as usize + (bit / 64) as usize] & (1u64 << (bit % 64)) == 0,
-            None => false,
-        }
+    fn known_miss(&self, slot: u32, skip: Option<(u32, u32)>) -> bool {
+        let Some((chain, bit)) = skip else {
+            return false;
+        };
+        self.memo
+            .known_miss(&self.rs.compiled.chains, slot, chain, bit)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn push_entries(
         &self,
         out: &mut Vec<Val>,
         var: Variable,
-        source: u32,
         entries: &[Entry],
         sel: &KeySelector,
         names: bool,
         skip: Option<(u32, u32)>,
     ) {
-        for (i, e) in entries.iter().enumerate() {
-            let slot = slot(source, i);
+        for e in entries {
+            let slot = if names { e.kslot } else { e.vslot };
             if self.known_miss(slot, skip) {
                 continue;
             }
@@ -1199,11 +1583,82 @@ impl Transaction {
                 out.push(Val {
                     var,
                     key: Some(e.key.clone()),
-                    value: if names { e.key.clone() } else { e.value.clone() },
+                    value: if names {
+                        e.key.clone()
+                    } else {
+                        e.value.clone()
+                    },
                     slot,
                 });
             }
         }
+    }
+
+    /// Whether any value a target of `rule` selects may contain one of the
+    /// literals of prefilter bit `bit` after the rule's chain (false: the rule
+    /// cannot match). Only for `union_skippable` rules.
+    fn targets_may_match(&mut self, rule: &Rule, bit: u32) -> bool {
+        let rs = &*self.rs;
+        let chain = rule.chain_id;
+        let (stored, memo) = (&self.v, &mut self.memo);
+        for t in &rule.targets {
+            let Some((lists, names)) = stored.entry_lists(t.variable, t.xpath.as_deref()) else {
+                if let Some((raw, slot)) = stored.scalars.get(&t.variable) {
+                    let o = memo.bits(rs, *slot, chain, raw);
+                    if memo.has(o, bit) {
+                        return true;
+                    }
+                }
+                continue;
+            };
+            let values = lists.into_iter().flatten().map(|e| {
+                if names {
+                    (e.kslot, &e.key, &e.key)
+                } else {
+                    (e.vslot, &e.value, &e.key)
+                }
+            });
+            if let KeySelector::Key(k) = &t.selector {
+                // One member (as a rule names `REQUEST_HEADERS:User-Agent`):
+                // only the selected values, not the collection's union.
+                for (slot, raw, key) in values {
+                    if k.eq_ignore_ascii_case(key) {
+                        let o = memo.bits(rs, slot, chain, raw);
+                        if memo.has(o, bit) {
+                            return true;
+                        }
+                    }
+                }
+                continue;
+            }
+            let source = t.variable as u32
+                | if t.xpath.as_deref() == Some("//@*") {
+                    1 << 16
+                } else {
+                    0
+                };
+            let offset = match memo.unions.get(&(chain, source)) {
+                Some(&o) => o as usize,
+                None => {
+                    let words = rs.compiled.literals.as_ref().map_or(1, |pf| pf.words);
+                    let union = memo.bitsets.len();
+                    memo.bitsets.resize(union + words, 0);
+                    for (slot, raw, _) in values {
+                        let o = memo.bits(rs, slot, chain, raw);
+                        for w in 0..words {
+                            let word = memo.bitsets.get(o + w).copied().unwrap_or(u64::MAX);
+                            memo.bitsets[union + w] |= word;
+                        }
+                    }
+                    memo.unions.insert((chain, source), union as u32);
+                    union
+                }
+            };
+            if memo.has(offset, bit) {
+                return true;
+            }
+        }
+        false
     }
 
     fn collect(&self, t: &Target, out: &mut Vec<Val>) {
@@ -1215,7 +1670,13 @@ impl Transaction {
     fn collect_for(&self, t: &Target, out: &mut Vec<Val>, skip: Option<(u32, u32)>) {
         if t.count {
             let mut tmp = Vec::new();
-            self.collect(&Target { count: false, ..t.clone() }, &mut tmp);
+            self.collect(
+                &Target {
+                    count: false,
+                    ..t.clone()
+                },
+                &mut tmp,
+            );
             out.push(Val {
                 var: t.variable,
                 key: None,
@@ -1228,42 +1689,45 @@ impl Transaction {
         let var = t.variable;
         use Variable as V;
         match var {
-            V::Args => {
-                self.push_entries(out, var, 1, &self.args_get, sel, false, skip);
-                self.push_entries(out, var, 2, &self.args_post, sel, false, skip);
-            }
-            V::ArgsGet => self.push_entries(out, var, 1, &self.args_get, sel, false, skip),
-            V::ArgsPost => self.push_entries(out, var, 2, &self.args_post, sel, false, skip),
-            V::ArgsNames => {
-                self.push_entries(out, var, 3, &self.args_get, sel, true, skip);
-                self.push_entries(out, var, 4, &self.args_post, sel, true, skip);
-            }
-            V::ArgsGetNames => self.push_entries(out, var, 3, &self.args_get, sel, true, skip),
-            V::ArgsPostNames => self.push_entries(out, var, 4, &self.args_post, sel, true, skip),
-            V::RequestHeaders => self.push_entries(out, var, 5, &self.headers, sel, false, skip),
-            V::RequestHeadersNames => self.push_entries(out, var, 6, &self.headers, sel, true, skip),
-            V::RequestCookies => self.push_entries(out, var, 7, &self.cookies, sel, false, skip),
-            V::RequestCookiesNames => self.push_entries(out, var, 8, &self.cookies, sel, true, skip),
-            V::ResponseHeaders => self.push_entries(out, var, 9, &self.resp_headers, sel, false, skip),
-            V::ResponseHeadersNames => {
-                self.push_entries(out, var, 10, &self.resp_headers, sel, true, skip)
-            }
-            V::Files => self.push_entries(out, var, 11, &self.files, sel, false, skip),
-            V::FilesNames => self.push_entries(out, var, 12, &self.files, sel, true, skip),
-            V::FilesSizes => self.push_entries(out, var, 13, &self.files_sizes, sel, false, skip),
-            V::MultipartPartHeaders => {
-                self.push_entries(out, var, 14, &self.part_headers, sel, false, skip)
-            }
-            V::MatchedVars => {
-                self.push_entries(out, var, 0, &self.matched_vars, sel, false, None);
-                for v in out.iter_mut().filter(|v| v.var == V::MatchedVars) {
-                    v.slot = NO_SLOT;
+            V::MatchedVars | V::MatchedVarsNames => {
+                let names = var == V::MatchedVarsNames;
+                for e in &self.matched_vars {
+                    if sel.matches(&e.key) {
+                        out.push(Val {
+                            var,
+                            key: Some(e.key.clone()),
+                            value: if names {
+                                e.key.clone()
+                            } else {
+                                e.value.clone()
+                            },
+                            slot: NO_SLOT,
+                        });
+                    }
                 }
             }
-            V::MatchedVarsNames => {
-                self.push_entries(out, var, 0, &self.matched_vars, sel, true, None);
-                for v in out.iter_mut().filter(|v| v.var == V::MatchedVarsNames) {
-                    v.slot = NO_SLOT;
+            V::Tx if matches!(sel, KeySelector::Key(_)) => {
+                // TX keys are stored lowercased: one lookup instead of a walk.
+                if let KeySelector::Key(k) = sel {
+                    let mut buf = [0u8; 64];
+                    let lower: Cow<[u8]> = match buf.get_mut(..k.len()) {
+                        Some(b) => {
+                            b.copy_from_slice(k);
+                            b.make_ascii_lowercase();
+                            Cow::Borrowed(b)
+                        }
+                        None => Cow::Owned(k.to_ascii_lowercase()),
+                    };
+                    if let Ok(key) = std::str::from_utf8(&lower) {
+                        if let Some((k, v)) = self.tx.get_key_value(key) {
+                            out.push(Val {
+                                var,
+                                key: Some(Arc::from(k.as_bytes())),
+                                value: v.clone(),
+                                slot: NO_SLOT,
+                            });
+                        }
+                    }
                 }
             }
             V::Tx => {
@@ -1295,17 +1759,17 @@ impl Transaction {
             V::Xml => {
                 if let Some(doc) = &self.xml {
                     let xpath = t.xpath.as_deref().unwrap_or("/*");
-                    for (i, v) in doc.select(xpath).into_iter().enumerate() {
-                        out.push(Val {
-                            var,
-                            key: Some(Arc::from(xpath.as_bytes())),
-                            value: Arc::from(v),
-                            slot: match xpath {
-                                "/*" => slot(15, i),
-                                "//@*" => slot(16, i),
-                                _ => NO_SLOT,
-                            },
-                        });
+                    if let Some((lists, _)) = self.v.entry_lists(var, Some(xpath)) {
+                        self.push_entries(out, var, lists[0], &KeySelector::All, false, skip);
+                    } else {
+                        for v in doc.select(xpath) {
+                            out.push(Val {
+                                var,
+                                key: Some(Arc::from(xpath.as_bytes())),
+                                value: Arc::from(v),
+                                slot: NO_SLOT,
+                            });
+                        }
                     }
                 }
             }
@@ -1331,33 +1795,71 @@ impl Transaction {
             V::Env | V::Geo => {}
             V::MatchedVar => {
                 if let Some((_, v)) = &self.matched_var {
-                    out.push(Val { var, key: None, value: v.clone(), slot: NO_SLOT });
+                    out.push(Val {
+                        var,
+                        key: None,
+                        value: v.clone(),
+                        slot: NO_SLOT,
+                    });
                 }
             }
             V::MatchedVarName => {
                 if let Some((n, _)) = &self.matched_var {
-                    out.push(Val { var, key: None, value: n.clone(), slot: NO_SLOT });
+                    out.push(Val {
+                        var,
+                        key: None,
+                        value: n.clone(),
+                        slot: NO_SLOT,
+                    });
                 }
             }
             V::ArgsCombinedSize => {
                 let n: usize = self
+                    .v
                     .args_get
                     .iter()
-                    .chain(self.args_post.iter())
+                    .chain(self.v.args_post.iter())
                     .map(|e| e.key.len() + e.value.len())
                     .sum();
-                out.push(Val { var, key: None, value: Arc::from(n.to_string().as_bytes()), slot: NO_SLOT });
+                out.push(Val {
+                    var,
+                    key: None,
+                    value: Arc::from(n.to_string().as_bytes()),
+                    slot: NO_SLOT,
+                });
             }
             V::Duration => {
                 let us = self.start.elapsed().as_micros();
-                out.push(Val { var, key: None, value: Arc::from(us.to_string().as_bytes()), slot: NO_SLOT });
+                out.push(Val {
+                    var,
+                    key: None,
+                    value: Arc::from(us.to_string().as_bytes()),
+                    slot: NO_SLOT,
+                });
             }
             V::HighestSeverity => {
-                let s = self.matched.iter().filter_map(|m| m.severity).min().unwrap_or(255);
-                out.push(Val { var, key: None, value: Arc::from(s.to_string().as_bytes()), slot: NO_SLOT });
+                let s = self
+                    .matched
+                    .iter()
+                    .filter_map(|m| m.severity)
+                    .min()
+                    .unwrap_or(255);
+                out.push(Val {
+                    var,
+                    key: None,
+                    value: Arc::from(s.to_string().as_bytes()),
+                    slot: NO_SLOT,
+                });
             }
-            V::Time | V::TimeDay | V::TimeEpoch | V::TimeHour | V::TimeMin | V::TimeMon
-            | V::TimeSec | V::TimeWday | V::TimeYear => {
+            V::Time
+            | V::TimeDay
+            | V::TimeEpoch
+            | V::TimeHour
+            | V::TimeMin
+            | V::TimeMon
+            | V::TimeSec
+            | V::TimeWday
+            | V::TimeYear => {
                 let secs = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
@@ -1370,13 +1872,26 @@ impl Transaction {
                     V::TimeWday => (((secs / 86400) + 4) % 7).to_string(),
                     _ => secs.to_string(),
                 };
-                out.push(Val { var, key: None, value: Arc::from(v.as_bytes()), slot: NO_SLOT });
+                out.push(Val {
+                    var,
+                    key: None,
+                    value: Arc::from(v.as_bytes()),
+                    slot: NO_SLOT,
+                });
             }
             _ => {
-                if let Some(v) = self.scalars.get(&var) {
-                    let slot = slot(100 + var as u32, 0);
-                    if !self.known_miss(slot, skip) {
-                        out.push(Val { var, key: None, value: v.clone(), slot });
+                if let Some((lists, names)) = self.v.entry_lists(var, None) {
+                    for list in lists {
+                        self.push_entries(out, var, list, sel, names, skip);
+                    }
+                } else if let Some((v, slot)) = self.v.scalars.get(&var) {
+                    if !self.known_miss(*slot, skip) {
+                        out.push(Val {
+                            var,
+                            key: None,
+                            value: v.clone(),
+                            slot: *slot,
+                        });
                     }
                 }
             }
@@ -1385,78 +1900,24 @@ impl Transaction {
 
     // --------------------------------------------------- transformations
 
+    /// The value after the rule's transformations (memoised for stable slots).
     fn transform(&mut self, rule: &Rule, v: &Val) -> Bytes {
-        self.transform_with(&rule.transformations, rule.chain_id, v)
-    }
-
-    fn transform_with(&mut self, ts: &[Transformation], chain: u32, v: &Val) -> Bytes {
-        if ts.is_empty() {
+        if rule.transformations.is_empty() {
             return v.value.clone();
         }
-        let key = (v.slot, chain);
         if v.slot != NO_SLOT {
-            if let Some(hit) = self.cache.get(&key) {
-                return hit.clone().unwrap_or_else(|| v.value.clone());
-            }
+            let k =
+                self.memo
+                    .transformed(&self.rs.compiled.chains, v.slot, rule.chain_id, &v.value);
+            return self.memo.value(k).unwrap_or(&v.value).clone();
         }
         let mut owned: Option<Vec<u8>> = None;
-        for t in ts {
-            let input: &[u8] = owned.as_deref().unwrap_or(&v.value);
-            if let Cow::Owned(o) = (t.apply)(input) {
+        for &t in &rule.transformations {
+            if let Some(o) = apply(t, owned.as_deref().unwrap_or(&v.value)) {
                 owned = Some(o);
             }
         }
-        let result: Option<Bytes> = owned.map(Arc::from);
-        if v.slot != NO_SLOT {
-            self.cache.insert(key, result.clone());
-        }
-        result.unwrap_or_else(|| v.value.clone())
-    }
-
-    /// Whether `bit` is set in the union of chain `chain`'s prefilter bit sets
-    /// over every stored value of the variables that chain's rules inspect.
-    /// Computed once per chain and phase (values only grow between phases).
-    fn union_has(&mut self, chain: u32, bit: u32) -> bool {
-        if self.unions.len() <= chain as usize {
-            self.unions.resize(chain as usize + 1, None);
-        }
-        if self.unions[chain as usize].is_none() {
-            let rs = Arc::clone(&self.rs);
-            let Some(pf) = rs.compiled.prefilters[chain as usize].as_ref() else {
-                return true;
-            };
-            let mut union = vec![0u64; pf.words];
-            let mut vals = Vec::new();
-            for &var in &pf.vars {
-                // XML: both XPath selections that have stable slots.
-                let xpaths: &[Option<&str>] =
-                    if var == Variable::Xml { &[Some("/*"), Some("//@*")] } else { &[None] };
-                for xpath in xpaths {
-                    let target = Target {
-                        variable: var,
-                        selector: KeySelector::All,
-                        count: false,
-                        xpath: xpath.map(str::to_string),
-                    };
-                    self.collect(&target, &mut vals);
-                }
-            }
-            for v in &vals {
-                if v.slot == NO_SLOT {
-                    continue;
-                }
-                let value = self.transform_with(&pf.transformations, chain, v);
-                let offset = self.bitset_offset(v.slot, chain, &value);
-                for (w, u) in union.iter_mut().enumerate() {
-                    *u |= self.bitsets[offset + w];
-                }
-            }
-            self.unions[chain as usize] = Some(union.into_boxed_slice());
-        }
-        match &self.unions[chain as usize] {
-            Some(u) => u[(bit / 64) as usize] & (1u64 << (bit % 64)) != 0,
-            None => true,
-        }
+        owned.map(Arc::from).unwrap_or_else(|| v.value.clone())
     }
 
     /// `multiMatch`: the value before any transformation and after each one
@@ -1464,8 +1925,8 @@ impl Transaction {
     fn transform_all(&mut self, rule: &Rule, v: &Val) -> Vec<Bytes> {
         let mut out = vec![v.value.clone()];
         let mut cur: Bytes = v.value.clone();
-        for t in &rule.transformations {
-            if let Cow::Owned(o) = (t.apply)(&cur) {
+        for &t in &rule.transformations {
+            if let Some(o) = apply(t, &cur) {
                 cur = Arc::from(o);
                 out.push(cur.clone());
             }
@@ -1490,7 +1951,9 @@ impl OperatorContext for OpCx<'_> {
 
     fn set_capture(&mut self, index: usize, value: &[u8]) {
         if index <= 9 {
-            self.tx.tx.insert(index.to_string().into_boxed_str(), Arc::from(value));
+            self.tx
+                .tx
+                .insert(index.to_string().into_boxed_str(), Arc::from(value));
         }
     }
 }

@@ -136,7 +136,15 @@ fn necessary(h: &Hir) -> Option<Vec<Vec<u8>>> {
         }
         HirKind::Class(Class::Unicode(_)) => None,
         HirKind::Repetition(rep) if rep.min == 0 => None,
-        HirKind::Repetition(rep) => necessary(&rep.sub),
+        // `\.{2,3}`: every match contains the literal repeated `min` times
+        // (capped, the length only has to be selective enough).
+        HirKind::Repetition(rep) => match rep.sub.kind() {
+            HirKind::Literal(lit) if rep.min >= 2 && !lit.0.is_empty() => {
+                let times = (rep.min as usize).min((2 * ENOUGH_LEN / lit.0.len()).max(1));
+                Some(vec![lit.0.repeat(times)])
+            }
+            _ => necessary(&rep.sub),
+        },
         HirKind::Capture(cap) => necessary(&cap.sub),
         HirKind::Alternation(subs) => {
             let mut all = Vec::new();
@@ -229,5 +237,9 @@ mod tests {
         assert_eq!(lits(r"[<>]"), Some((s(&["<", ">"]), false)));
         assert_eq!(lits(r"a|\w"), None);
         assert_eq!(lits(r"(?:abc|abcd)x"), Some((s(&["abc"]), false)));
+        assert_eq!(lits(r"(?:^|[\\/])\.{2,3}[\\/]"), Some((s(&[".."]), false)));
+        assert_eq!(lits(r"a{3}"), Some((s(&["aaa"]), false)));
+        assert_eq!(lits(r"(?:ab){20}"), Some((s(&["abababab"]), false)));
+        assert_eq!(lits(r"x{1,5}"), Some((s(&["x"]), false)));
     }
 }
