@@ -2,6 +2,7 @@
 //! validates what it reads, and serves xDS to node Envoys and policy to enforcers.
 
 pub mod k8s;
+pub mod leader;
 pub mod model;
 pub mod run;
 pub mod source;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use palisade_control_plane::leader::{LeaseConfig, DEFAULT_LEASE_NAME};
 use palisade_control_plane::run::{self, RunConfig, SourceConfig};
 use palisade_control_plane::source::directory::DirectoryConfig;
 use palisade_control_plane::tls::TlsFiles;
@@ -91,6 +92,30 @@ struct RunArgs {
     /// must chain to.
     #[arg(long, env = "PALISADE_TLS_CLIENT_CA", value_name = "FILE")]
     tls_client_ca: Option<PathBuf>,
+    /// Elect one writer (Warning Events, ApplicationLayer status) among the
+    /// replicas through a coordination.k8s.io Lease; ignored with --policies.
+    #[arg(
+        long,
+        env = "PALISADE_LEADER_ELECTION",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    leader_election: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "PALISADE_LEASE_NAME", default_value = DEFAULT_LEASE_NAME)]
+    lease_name: String,
+    /// Namespace of the leader-election Lease (default: the client's namespace).
+    #[arg(long, env = "PALISADE_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Lease duration in seconds; the holder renews every third of it.
+    #[arg(long, env = "PALISADE_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// This replica's identity in the Lease (the pod name; must be unique).
+    #[arg(long, env = "POD_NAME")]
+    leader_identity: Option<String>,
 }
 
 fn init_tracing(format: &str) -> Result<(), String> {
@@ -164,10 +189,30 @@ fn main() -> ExitCode {
             d.poll_interval = Duration::from_millis(args.poll_interval_ms.max(10));
             SourceConfig::Directory(d)
         }
-        None => SourceConfig::Kubernetes {
-            crs_dir: args.crs_dir.clone(),
-            modsecdefault: args.modsecdefault.clone(),
-        },
+        None => {
+            let leader_election = if args.leader_election {
+                let Some(identity) = args.leader_identity.clone().filter(|i| !i.is_empty()) else {
+                    eprintln!(
+                        "palisade-control-plane: leader election needs an identity \
+                         (POD_NAME or --leader-identity)"
+                    );
+                    return ExitCode::from(64);
+                };
+                Some(LeaseConfig {
+                    name: args.lease_name.clone(),
+                    namespace: args.lease_namespace.clone().filter(|n| !n.is_empty()),
+                    identity,
+                    lease_duration: Duration::from_secs(args.lease_duration_seconds.max(1)),
+                })
+            } else {
+                None
+            };
+            SourceConfig::Kubernetes {
+                crs_dir: args.crs_dir.clone(),
+                modsecdefault: args.modsecdefault.clone(),
+                leader_election,
+            }
+        }
     };
     let config = RunConfig {
         source,

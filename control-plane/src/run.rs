@@ -20,6 +20,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::ServerTlsConfig;
 use tracing::{error, info};
 
+use crate::leader::{always_leader, LeaderElector, LeaseConfig};
 use crate::model::{Model, ModelBuilder, ModelTask};
 use crate::source::directory::{DirectoryConfig, DirectorySource};
 use crate::source::Inputs;
@@ -42,6 +43,9 @@ pub enum SourceConfig {
         crs_dir: Option<PathBuf>,
         /// Engine defaults for the CRS ruleset.
         modsecdefault: Option<PathBuf>,
+        /// With a Lease, only its holder writes Events and status; without,
+        /// this replica always writes.
+        leader_election: Option<LeaseConfig>,
     },
 }
 
@@ -95,6 +99,10 @@ pub struct Running {
     pub models: watch::Receiver<Option<Arc<Model>>>,
     /// Published xDS snapshots.
     pub snapshots: watch::Receiver<Option<Arc<XdsSnapshot>>>,
+    /// Whether this replica may write to the Kubernetes API (always `true`
+    /// without leader election, and with a directory source, which writes
+    /// nothing).
+    pub leader: watch::Receiver<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -137,17 +145,28 @@ pub async fn start_with_tls(
     let (inputs_tx, inputs_rx) = watch::channel(Arc::new(Inputs::default()));
     let mut tasks = Vec::new();
     let mut client = None;
+    let mut leader = always_leader();
     let source_task = match config.source.clone() {
         SourceConfig::Directory(dir) => {
+            info!("directory source: no leader election, nothing is written to Kubernetes");
             let source = DirectorySource::new(dir);
             tokio::spawn(source.run(inputs_tx))
         }
         SourceConfig::Kubernetes {
             crs_dir,
             modsecdefault,
+            leader_election,
         } => {
             let c = kube::Client::try_default().await.map_err(RunError::Kube)?;
             client = Some(c.clone());
+            match leader_election {
+                Some(lease) => {
+                    let (tx, rx) = watch::channel(false);
+                    tasks.push(tokio::spawn(LeaderElector::new(c.clone(), lease).run(tx)));
+                    leader = rx;
+                }
+                None => info!("leader election off: this replica writes Events and status"),
+            }
             let source = crate::source::kube::KubeSource::new(c, crs_dir, modsecdefault);
             tokio::spawn(async move { source.run(inputs_tx).await })
         }
@@ -156,9 +175,10 @@ pub async fn start_with_tls(
     let mut running =
         start_with_inputs_and_tls(config, inputs_rx, Arc::new(WafCompiler), tls).await?;
     if let Some(c) = client {
-        let reporter = crate::source::kube::ProblemReporter::new(c);
+        let reporter = crate::source::kube::ProblemReporter::with_leader(c, leader.clone());
         tasks.push(tokio::spawn(reporter.run(running.models.clone())));
     }
+    running.leader = leader;
     running.tasks.extend(tasks);
     Ok(running)
 }
@@ -289,6 +309,7 @@ pub async fn start_with_inputs_and_tls(
         status,
         models: models_rx,
         snapshots: snap_rx,
+        leader: always_leader(),
         tasks,
     })
 }

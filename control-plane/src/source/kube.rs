@@ -10,7 +10,8 @@
 //! with its default backoff.
 //!
 //! [`ProblemReporter`] turns model problems about Kubernetes objects into
-//! Warning Events, and writes the ApplicationLayer's status conditions.
+//! Warning Events, and writes the ApplicationLayer's status conditions; only
+//! while this replica leads (see [`crate::leader`]): a follower logs instead.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -297,6 +298,7 @@ impl KubeSource {
 pub struct ProblemReporter {
     client: kube::Client,
     recorder: Recorder,
+    leader: watch::Receiver<bool>,
 }
 
 impl Debug for ProblemReporter {
@@ -330,17 +332,37 @@ fn reference(origin: &Origin) -> Option<ObjectReference> {
 }
 
 impl ProblemReporter {
-    /// A reporter writing through `client`.
+    /// A reporter writing through `client` (always: a single writer).
     pub fn new(client: kube::Client) -> ProblemReporter {
-        let recorder = Recorder::new(client.clone(), Reporter::from("palisade-control-plane"));
-        ProblemReporter { client, recorder }
+        ProblemReporter::with_leader(client, crate::leader::always_leader())
     }
 
-    /// Follows `models` until the sender is gone.
-    pub async fn run(self, mut models: watch::Receiver<Option<Arc<Model>>>) {
+    /// A reporter writing through `client` while `leader` says `true`; a
+    /// follower logs what it would have written.
+    pub fn with_leader(client: kube::Client, leader: watch::Receiver<bool>) -> ProblemReporter {
+        let recorder = Recorder::new(client.clone(), Reporter::from("palisade-control-plane"));
+        ProblemReporter {
+            client,
+            recorder,
+            leader,
+        }
+    }
+
+    /// Follows `models` (and leadership) until the models' sender is gone.
+    pub async fn run(mut self, mut models: watch::Receiver<Option<Arc<Model>>>) {
         let mut reported: BTreeSet<Problem> = BTreeSet::new();
         let mut last_condition: Option<(String, String)> = None;
+        let mut was_leader = false;
+        let mut leader_open = true;
         loop {
+            let leading = *self.leader.borrow_and_update();
+            if leading != was_leader {
+                // A new leader (re)writes everything current; a former leader
+                // starts logging from scratch.
+                reported.clear();
+                last_condition = None;
+                was_leader = leading;
+            }
             let model = models.borrow_and_update().clone();
             if let Some(model) = model {
                 let now: BTreeSet<Problem> = model.problems.iter().cloned().collect();
@@ -348,6 +370,14 @@ impl ProblemReporter {
                     let Some(object) = reference(&p.origin) else {
                         continue;
                     };
+                    if !leading {
+                        info!(
+                            object = %p.origin,
+                            problem = %p.message,
+                            "not the leader: Warning Event not written"
+                        );
+                        continue;
+                    }
                     let event = Event {
                         type_: EventType::Warning,
                         reason: "Rejected".into(),
@@ -375,12 +405,26 @@ impl ProblemReporter {
                     )
                 };
                 if last_condition.as_ref() != Some(&condition) {
-                    self.write_condition(&condition.0, &condition.1).await;
+                    if leading {
+                        self.write_condition(&condition.0, &condition.1).await;
+                    } else {
+                        info!(
+                            status = %condition.0,
+                            message = %condition.1,
+                            "not the leader: ApplicationLayer RulesetsValid condition not written"
+                        );
+                    }
                     last_condition = Some(condition);
                 }
             }
-            if models.changed().await.is_err() {
-                return;
+            tokio::select! {
+                changed = models.changed() => if changed.is_err() { return },
+                changed = self.leader.changed(), if leader_open => {
+                    // A closed leadership channel keeps its last value.
+                    if changed.is_err() {
+                        leader_open = false;
+                    }
+                }
             }
         }
     }
