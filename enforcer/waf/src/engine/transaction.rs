@@ -1430,13 +1430,19 @@ impl Transaction {
 
     fn run_setvars(&mut self, setvars: &[SetVar]) {
         for sv in setvars {
-            let key = String::from_utf8_lossy(&self.expand(&sv.key)).to_ascii_lowercase();
-            let value = match &sv.op {
+            let key = match sv.key.as_literal() {
+                Some(l) => String::from_utf8_lossy(l).to_ascii_lowercase(),
+                None => String::from_utf8_lossy(&self.expand(&sv.key)).to_ascii_lowercase(),
+            };
+            let value: Bytes = match &sv.op {
                 SetVarOp::Unset => {
                     self.collection_mut(&sv.collection).remove(key.as_str());
                     continue;
                 }
-                SetVarOp::Set(v) => self.expand(v),
+                SetVarOp::Set(v) => match v.as_literal() {
+                    Some(l) => Arc::from(l),
+                    None => Arc::from(self.expand(v)),
+                },
                 SetVarOp::Add(v) | SetVarOp::Sub(v) => {
                     let delta = parse_int(&self.expand(v));
                     let cur = self
@@ -1449,11 +1455,11 @@ impl Transaction {
                     } else {
                         cur.saturating_sub(delta)
                     };
-                    n.to_string().into_bytes()
+                    Arc::from(n.to_string().as_bytes())
                 }
             };
             self.collection_mut(&sv.collection)
-                .insert(key.into_boxed_str(), Arc::from(value));
+                .insert(key.into_boxed_str(), value);
         }
     }
 
