@@ -1,10 +1,15 @@
 //! Benchmark (not a test): model and xDS build for 1,000 and 10,000 services
 //! with endpoints and policies, one Service change pushed to 100 connected
 //! delta-xDS clients, and the process's memory. Prints numbers; asserts nothing.
+//! The last section runs the xDS server for 10,000 services in a child process
+//! and its 100 delta clients in a grandchild (both re-executions of this binary,
+//! selected by `PALISADE_BENCH_MODE`), so the server's own memory is measured.
 //!
 //! Run: `cargo bench -p palisade-control-plane --bench xds_build`
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -85,15 +90,20 @@ fn inputs(n: usize, generation: u32) -> Inputs {
     i
 }
 
-fn rss_mb() -> f64 {
+/// A `/proc/self/status` field such as `VmRSS` or `VmHWM`, in MB (0 when unreadable).
+fn status_mb(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.split(':').next() == Some(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
+}
+
+fn rss_mb() -> f64 {
+    status_mb("VmRSS")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -248,7 +258,185 @@ async fn push_to_clients(n: usize, clients: usize) {
     server.abort();
 }
 
+/// Environment variable selecting a child role: `server` or `clients`.
+const MODE: &str = "PALISADE_BENCH_MODE";
+/// Environment variable giving the clients process the server's address.
+const ADDR: &str = "PALISADE_BENCH_ADDR";
+/// How long a child waits for the other side before giving up.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Server process: builds the model and snapshot for `n` services, serves ADS on an
+/// ephemeral 127.0.0.1 port, starts the clients process, waits until every client has
+/// the full state, then prints both processes' memory.
+async fn server_process(n: usize, clients: usize) {
+    let (rss_start, hwm_start) = (status_mb("VmRSS"), status_mb("VmHWM"));
+    let cfg = TranslateConfig::default();
+    // Keep the builder and the model alive like the running control plane does.
+    let mut builder = ModelBuilder::new(Arc::new(AcceptAll));
+    let model = builder.build(&inputs(n, 0));
+    let state = state_from_model(&model);
+    let snapshot = Arc::new(translate(&model, &cfg));
+    let names: Vec<String> = snapshot.types[ENDPOINT].resources.keys().cloned().collect();
+    let (rss_built, hwm_built) = (status_mb("VmRSS"), status_mb("VmHWM"));
+    let (_tx, rx) = watch::channel(Some(snapshot.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = AdsServer::new(rx, Status::new()).into_service();
+    let server = tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await;
+    });
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(MODE, "clients")
+        .env(ADDR, addr.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // The clients' names and their ready line go through blocking pipes: use a thread.
+    let (line_tx, line_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(names.join("\n").as_bytes());
+        drop(stdin);
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = line_tx.send(line);
+    });
+    let started = Instant::now();
+    let line = tokio::task::spawn_blocking(move || line_rx.recv_timeout(CHILD_TIMEOUT))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let synced = started.elapsed();
+    let (rss_synced, hwm_synced) = (status_mb("VmRSS"), status_mb("VmHWM"));
+    let _ = child.kill();
+    let _ = child.wait();
+    server.abort();
+    std::hint::black_box(&state);
+
+    let fields: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    if !line.starts_with("ready") || fields.len() != 2 {
+        println!("separate processes: the clients process did not report ready ({line:?})");
+        return;
+    }
+    println!(
+        "separate processes, {n} services: server process RSS {rss_start:.0} MB at start (HWM {hwm_start:.0} MB), \
+         {rss_built:.0} MB after build (HWM {hwm_built:.0} MB)"
+    );
+    println!(
+        "separate processes, {n} services: {clients} delta clients (another process) got the full state \
+         ({} endpoint resources each) in {:.2} s; server process RSS {rss_synced:.0} MB, HWM {hwm_synced:.0} MB; \
+         clients process RSS {:.0} MB, HWM {:.0} MB",
+        snapshot.types[ENDPOINT].resources.len(),
+        synced.as_secs_f64(),
+        fields[0],
+        fields[1],
+    );
+}
+
+/// Clients process: reads resource names on stdin, connects `clients` delta-xDS streams
+/// to the server at `PALISADE_BENCH_ADDR`, waits until each has received every name,
+/// prints `ready <VmRSS MB> <VmHWM MB>` and keeps the streams open until killed.
+async fn clients_process(clients: usize) {
+    let addr = std::env::var(ADDR).unwrap_or_default();
+    let mut text = String::new();
+    std::io::stdin().read_to_string(&mut text).unwrap();
+    let names: Vec<String> = text.lines().map(str::to_string).collect();
+    let want = names.len();
+    let (ready_tx, mut ready_rx) = mpsc::channel::<usize>(clients);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let names = names.clone();
+        let ready_tx = ready_tx.clone();
+        let addr = addr.clone();
+        tasks.push(tokio::spawn(async move {
+            let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let mut client =
+                AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(256 << 20);
+            let (req_tx, req_rx) = mpsc::channel(4);
+            req_tx
+                .send(DeltaDiscoveryRequest {
+                    node: Some(Node {
+                        id: format!("bench-{c}"),
+                        ..Default::default()
+                    }),
+                    type_url: ENDPOINT.to_string(),
+                    resource_names_subscribe: names,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let mut stream = client
+                .delta_aggregated_resources(ReceiverStream::new(req_rx))
+                .await
+                .unwrap()
+                .into_inner();
+            let mut received = std::collections::HashSet::new();
+            let mut ready = false;
+            while let Ok(Some(resp)) = stream.message().await {
+                let _ = req_tx
+                    .send(DeltaDiscoveryRequest {
+                        type_url: resp.type_url.clone(),
+                        response_nonce: resp.nonce.clone(),
+                        ..Default::default()
+                    })
+                    .await;
+                received.extend(resp.resources.into_iter().map(|r| r.name));
+                if !ready && received.len() >= want {
+                    ready = true;
+                    let _ = ready_tx.send(c).await;
+                }
+            }
+        }));
+    }
+    for _ in 0..clients {
+        if tokio::time::timeout(CHILD_TIMEOUT, ready_rx.recv())
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            println!("timeout");
+            return;
+        }
+    }
+    println!("ready {:.1} {:.1}", status_mb("VmRSS"), status_mb("VmHWM"));
+    let _ = std::io::stdout().flush();
+    // The server kills this process once it has read its own memory; bounded anyway.
+    tokio::time::sleep(CHILD_TIMEOUT).await;
+    for t in tasks {
+        t.abort();
+    }
+}
+
 fn main() {
+    let mode = std::env::var(MODE).unwrap_or_default();
+    if mode == "server" || mode == "clients" {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        if mode == "server" {
+            runtime.block_on(server_process(10_000, 100));
+        } else {
+            runtime.block_on(clients_process(100));
+        }
+        return;
+    }
     println!(
         "palisade control-plane benchmark (RSS at start {:.0} MB)",
         rss_mb()
@@ -268,4 +456,12 @@ fn main() {
     runtime.block_on(push_to_clients(1_000, 100));
     runtime.block_on(push_to_clients(10_000, 100));
     println!("RSS at end {:.0} MB", rss_mb());
+    drop(runtime);
+    // The server alone: a fresh process, its clients in yet another one.
+    let status = Command::new(std::env::current_exe().unwrap())
+        .env(MODE, "server")
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        println!("separate processes: server process failed: {status:?}");
+    }
 }
