@@ -474,6 +474,22 @@ pub(crate) fn parse_int(v: &[u8]) -> i64 {
     }
 }
 
+/// Appends `data` to `buf` unless that would pass `limit` (0: no limit).
+/// Over the limit, `ProcessPartial` keeps what fits and `Reject` keeps
+/// nothing more; returns whether the limit was passed.
+fn append_capped(buf: &mut Vec<u8>, data: &[u8], limit: u64, action: BodyLimitAction) -> bool {
+    let cur = buf.len() as u64;
+    if limit == 0 || cur + data.len() as u64 <= limit {
+        buf.extend_from_slice(data);
+        return false;
+    }
+    if action == BodyLimitAction::ProcessPartial {
+        let room = limit.saturating_sub(cur) as usize;
+        buf.extend_from_slice(&data[..room.min(data.len())]);
+    }
+    true
+}
+
 /// Percent-decodes `%XX` (invalid sequences are kept), as ModSecurity's
 /// `uri_decode` does for REQUEST_URI and REQUEST_FILENAME.
 fn uri_decode(input: &[u8]) -> Vec<u8> {
@@ -707,31 +723,30 @@ impl Transaction {
     /// Buffers request body bytes; may intervene when over the body limit with `Reject`.
     pub fn append_request_body(&mut self, data: &[u8]) -> Option<Intervention> {
         let limit = self.body_limit();
-        let cur = self.request_body.len() as u64;
-        if limit > 0 && cur + data.len() as u64 > limit {
+        let action = self.rs.compiled.config.request_body_limit_action;
+        if append_capped(&mut self.request_body, data, limit, action) {
             self.set_scalar(Variable::InboundDataError, b"1");
-            match self.rs.compiled.config.request_body_limit_action {
-                BodyLimitAction::ProcessPartial => {
-                    let room = limit.saturating_sub(cur) as usize;
-                    self.request_body
-                        .extend_from_slice(&data[..room.min(data.len())]);
-                }
-                BodyLimitAction::Reject => {
-                    if self.mode == EngineMode::On && self.intervention.is_none() {
-                        self.intervention = Some(Intervention {
-                            status: 403,
-                            redirect: None,
-                            action: DisruptiveAction::Deny,
-                            rule_id: 0,
-                            phase: 2,
-                        });
-                    }
-                }
+            if action == BodyLimitAction::Reject {
+                self.deny_over_limit(2);
             }
             return self.intervention.clone();
         }
-        self.request_body.extend_from_slice(data);
         None
+    }
+
+    /// Body over its limit with `Reject`: a 403 intervention when the engine
+    /// is On and nothing intervened yet (ModSecurity v3 does not reject in
+    /// DetectionOnly).
+    fn deny_over_limit(&mut self, phase: u8) {
+        if self.mode == EngineMode::On && self.intervention.is_none() {
+            self.intervention = Some(Intervention {
+                status: 403,
+                redirect: None,
+                action: DisruptiveAction::Deny,
+                rule_id: 0,
+                phase,
+            });
+        }
     }
 
     fn effective_processor(&self) -> Option<BodyProcessor> {
@@ -792,13 +807,7 @@ impl Transaction {
                     }
                     BodyLimitAction::Reject => {
                         if self.mode == EngineMode::On {
-                            self.intervention = Some(Intervention {
-                                status: 403,
-                                redirect: None,
-                                action: DisruptiveAction::Deny,
-                                rule_id: 0,
-                                phase: 2,
-                            });
+                            self.deny_over_limit(2);
                             return self.intervention.clone();
                         }
                     }
@@ -992,33 +1001,15 @@ impl Transaction {
         if !self.response_inspectable() {
             return None;
         }
-        let rs = Arc::clone(&self.rs);
-        let cfg = &rs.compiled.config;
-        let limit = cfg.response_body_limit;
-        let cur = self.response_body.len() as u64;
-        if limit > 0 && cur + data.len() as u64 > limit {
+        let limit = self.rs.compiled.config.response_body_limit;
+        let action = self.rs.compiled.config.response_body_limit_action;
+        if append_capped(&mut self.response_body, data, limit, action) {
             self.set_scalar(Variable::OutboundDataError, b"1");
-            match cfg.response_body_limit_action {
-                BodyLimitAction::ProcessPartial => {
-                    let room = limit.saturating_sub(cur) as usize;
-                    self.response_body
-                        .extend_from_slice(&data[..room.min(data.len())]);
-                }
-                BodyLimitAction::Reject => {
-                    if self.mode == EngineMode::On && self.intervention.is_none() {
-                        self.intervention = Some(Intervention {
-                            status: 403,
-                            redirect: None,
-                            action: DisruptiveAction::Deny,
-                            rule_id: 0,
-                            phase: 4,
-                        });
-                    }
-                }
+            if action == BodyLimitAction::Reject {
+                self.deny_over_limit(4);
             }
             return self.intervention.clone();
         }
-        self.response_body.extend_from_slice(data);
         None
     }
 
