@@ -15,6 +15,11 @@ use palisade_cli::lint::{self, LintError};
 use palisade_cli::ruleset::{expand_paths, load_files};
 use regex::Regex;
 
+/// mimalloc, as in `palisade-enforcer`: `palisade eval` then measures the
+/// engine with the allocator it runs with in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status for bad configuration (EX_USAGE).
 const EX_CONFIG: u8 = 64;
 

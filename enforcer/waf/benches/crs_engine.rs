@@ -14,6 +14,10 @@ use base64::Engine as _;
 use palisade_waf::Ruleset;
 use serde_json::Value;
 
+/// The allocator `palisade-enforcer` and `palisade eval` run the engine with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
