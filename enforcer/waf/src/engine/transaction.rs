@@ -403,6 +403,21 @@ enum Flow<'r> {
 
 static UNIQUE: AtomicU64 = AtomicU64::new(1);
 
+/// A collection (TX, IP, ...): lowercased key to value.
+type Collection = FxHashMap<Bytes, Bytes>;
+
+/// `key` lowercased in `buf` when it fits (no allocation), else owned.
+fn lowercase_key<'b>(key: &[u8], buf: &'b mut [u8; 64]) -> Cow<'b, [u8]> {
+    match buf.get_mut(..key.len()) {
+        Some(b) => {
+            b.copy_from_slice(key);
+            b.make_ascii_lowercase();
+            Cow::Borrowed(b)
+        }
+        None => Cow::Owned(key.to_ascii_lowercase()),
+    }
+}
+
 /// State of one request passing through the rules.
 pub struct Transaction {
     rs: Arc<RulesetInner>,
@@ -411,11 +426,14 @@ pub struct Transaction {
     /// Request and response values with their slots.
     v: Stored,
     xml: Option<body::xml::XmlDocument>,
-    tx: FxHashMap<Box<str>, Bytes>,
-    collections: FxHashMap<String, FxHashMap<Box<str>, Bytes>>,
+    /// TX, keys lowercased (shared `Bytes`, so collecting `TX:key` clones no key).
+    tx: Collection,
+    collections: FxHashMap<String, Collection>,
     matched_var: Option<(Bytes, Bytes)>,
     matched_vars: Vec<Entry>,
-    cur_rule: Option<Arc<Rule>>,
+    /// The rule being evaluated, as (phase, index in the phase's items):
+    /// read by `RULE` macros and variables, kept without touching an `Arc`.
+    cur_rule: Option<(u8, u32)>,
     pending_msg: Option<String>,
     pending_logdata: Option<String>,
     removed: Vec<RemovedBy>,
@@ -1057,7 +1075,7 @@ impl Transaction {
             "inbound_anomaly_score",
         ]
         .iter()
-        .find_map(|k| self.tx.get(*k))
+        .find_map(|k| self.tx.get(k.as_bytes()))
         .map(|v| parse_int(v))
         .unwrap_or(0)
     }
@@ -1065,7 +1083,7 @@ impl Transaction {
     /// A TX variable, if set.
     pub fn tx_var(&self, name: &str) -> Option<Vec<u8>> {
         self.tx
-            .get(name.to_ascii_lowercase().as_str())
+            .get(name.to_ascii_lowercase().as_bytes())
             .map(|v| v.to_vec())
     }
 
@@ -1111,7 +1129,7 @@ impl Transaction {
                     }
                 }
             }
-            self.cur_rule = Some(Arc::clone(rule));
+            self.cur_rule = Some((phase, (i - 1) as u32));
             self.pending_msg = None;
             self.pending_logdata = None;
             if !self.eval_rule(rule) {
@@ -1137,6 +1155,20 @@ impl Transaction {
             self.intervention.clone()
         } else {
             None
+        }
+    }
+
+    /// The rule being evaluated (`RULE` macros and variables).
+    fn current_rule(&self) -> Option<&Rule> {
+        let (phase, index) = self.cur_rule?;
+        let items = self
+            .rs
+            .compiled
+            .phases
+            .get(usize::from(phase).checked_sub(1)?)?;
+        match items.get(index as usize)? {
+            Item::Rule(rule) => Some(rule),
+            Item::Marker(_) => None,
         }
     }
 
@@ -1167,10 +1199,31 @@ impl Transaction {
         } else {
             rule.prefilter_bit.map(|b| (rule.chain_id, b))
         };
-        for t in &rule.targets {
-            self.collect_for(t, &mut vals, skip);
+        if self.removed_targets.is_empty() {
+            // Static exclusions only: filter each target's values against the
+            // exclusions of its own variable, if any.
+            for t in &rule.targets {
+                let from = vals.len();
+                self.collect_for(t, &mut vals, skip);
+                if rule.exclusions.iter().any(|e| e.variable == t.variable) {
+                    let mut k = from;
+                    while k < vals.len() {
+                        let v = &vals[k];
+                        let key = v.key.as_deref().unwrap_or(b"");
+                        if rule.exclusions.iter().any(|e| e.excludes(v.var, key)) {
+                            vals.remove(k);
+                        } else {
+                            k += 1;
+                        }
+                    }
+                }
+            }
+        } else {
+            for t in &rule.targets {
+                self.collect_for(t, &mut vals, skip);
+            }
         }
-        if !rule.exclusions.is_empty() || !self.removed_targets.is_empty() {
+        if !self.removed_targets.is_empty() {
             let runtime: Vec<&Exclusion> = if self.removed_targets.is_empty() {
                 Vec::new()
             } else {
@@ -1283,8 +1336,12 @@ impl Transaction {
         self.apply_chain_ctls(rule);
         // msg and logdata are expanded once the whole chain matched, so they see
         // the last link's captures and MATCHED_VAR (the CRS regression suite's
-        // log checks, e.g. 932207, depend on this).
-        self.eval_msg(rule);
+        // log checks, e.g. 932207, depend on this). A `nolog` rule is never
+        // reported, so its log fields are not built (most CRS matches are
+        // `nolog` SecActions and paranoia-level gates).
+        if rule.log {
+            self.eval_msg(rule);
+        }
         let mut flow = Flow::Continue;
         let mut disrupted = false;
         if self.mode == EngineMode::On {
@@ -1323,20 +1380,25 @@ impl Transaction {
                 Disruptive::Pass | Disruptive::Block => {}
             }
         }
-        let tags = rule
-            .actions
-            .tags
-            .iter()
-            .map(|t| match t.as_literal() {
-                Some(l) => String::from_utf8_lossy(l).into_owned(),
-                None => String::from_utf8_lossy(&self.expand(t)).into_owned(),
-            })
-            .collect();
-        let (mvn, mv) = self
-            .matched_var
-            .as_ref()
-            .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), v.to_vec()))
-            .unwrap_or_default();
+        let (tags, mvn, mv, operator) = if rule.log {
+            let tags = rule
+                .actions
+                .tags
+                .iter()
+                .map(|t| match t.as_literal() {
+                    Some(l) => String::from_utf8_lossy(l).into_owned(),
+                    None => String::from_utf8_lossy(&self.expand(t)).into_owned(),
+                })
+                .collect();
+            let (mvn, mv) = self
+                .matched_var
+                .as_ref()
+                .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), v.to_vec()))
+                .unwrap_or_default();
+            (tags, mvn, mv, rule.operator_text.clone())
+        } else {
+            Default::default()
+        };
         self.matched.push(MatchedRule {
             id: rule.id,
             phase: rule.phase,
@@ -1349,7 +1411,7 @@ impl Transaction {
             disruptive: disrupted,
             matched_var_name: mvn,
             matched_var: mv,
-            operator: rule.operator_text.clone(),
+            operator,
         });
         if matches!(flow, Flow::Continue) {
             if let Some(m) = &rule.actions.skip_after {
@@ -1421,13 +1483,19 @@ impl Transaction {
 
     fn run_setvars(&mut self, setvars: &[SetVar]) {
         for sv in setvars {
-            let key = match sv.key.as_literal() {
-                Some(l) => String::from_utf8_lossy(l).to_ascii_lowercase(),
-                None => String::from_utf8_lossy(&self.expand(&sv.key)).to_ascii_lowercase(),
+            let mut buf = [0u8; 64];
+            let expanded;
+            let raw_key: &[u8] = match sv.key.as_literal() {
+                Some(l) => l,
+                None => {
+                    expanded = self.expand(&sv.key);
+                    &expanded
+                }
             };
+            let key = lowercase_key(raw_key, &mut buf);
             let value: Bytes = match &sv.op {
                 SetVarOp::Unset => {
-                    self.collection_mut(&sv.collection).remove(key.as_str());
+                    self.collection_mut(&sv.collection).remove(&key[..]);
                     continue;
                 }
                 SetVarOp::Set(v) => match v.as_literal() {
@@ -1435,10 +1503,13 @@ impl Transaction {
                     None => Arc::from(self.expand(v)),
                 },
                 SetVarOp::Add(v) | SetVarOp::Sub(v) => {
-                    let delta = parse_int(&self.expand(v));
+                    let delta = match v.as_literal() {
+                        Some(l) => parse_int(l),
+                        None => parse_int(&self.expand(v)),
+                    };
                     let cur = self
                         .collection_mut(&sv.collection)
-                        .get(key.as_str())
+                        .get(&key[..])
                         .map(|c| parse_int(c))
                         .unwrap_or(0);
                     let n = if matches!(sv.op, SetVarOp::Add(_)) {
@@ -1449,12 +1520,17 @@ impl Transaction {
                     Arc::from(n.to_string().as_bytes())
                 }
             };
-            self.collection_mut(&sv.collection)
-                .insert(key.into_boxed_str(), value);
+            let col = self.collection_mut(&sv.collection);
+            match col.get_mut(&key[..]) {
+                Some(slot) => *slot = value,
+                None => {
+                    col.insert(Arc::from(&key[..]), value);
+                }
+            }
         }
     }
 
-    fn collection_mut(&mut self, name: &str) -> &mut FxHashMap<Box<str>, Bytes> {
+    fn collection_mut(&mut self, name: &str) -> &mut Collection {
         if name == "TX" {
             &mut self.tx
         } else {
@@ -1474,7 +1550,8 @@ impl Transaction {
     fn lookup_macro(&self, collection: &str, key: Option<&str>, out: &mut Vec<u8>) {
         match (collection, key) {
             ("TX", Some(k)) => {
-                if let Some(v) = self.tx.get(k.to_ascii_lowercase().as_str()) {
+                let mut buf = [0u8; 64];
+                if let Some(v) = self.tx.get(&lowercase_key(k.as_bytes(), &mut buf)[..]) {
                     out.extend_from_slice(v);
                 }
             }
@@ -1489,7 +1566,9 @@ impl Transaction {
                 }
             }
             ("RULE", Some(k)) => {
-                let Some(rule) = &self.cur_rule else { return };
+                let Some(rule) = self.current_rule() else {
+                    return;
+                };
                 match k.to_ascii_lowercase().as_str() {
                     "id" => out.extend_from_slice(rule.id.to_string().as_bytes()),
                     "msg" => out.extend_from_slice(
@@ -1520,7 +1599,10 @@ impl Transaction {
             }
             (c, k) => {
                 if let Some(col) = self.collections.get(c) {
-                    if let Some(v) = k.and_then(|k| col.get(k.to_ascii_lowercase().as_str())) {
+                    let mut buf = [0u8; 64];
+                    if let Some(v) =
+                        k.and_then(|k| col.get(&lowercase_key(k.as_bytes(), &mut buf)[..]))
+                    {
                         out.extend_from_slice(v);
                     }
                     return;
@@ -1707,32 +1789,22 @@ impl Transaction {
                 // TX keys are stored lowercased: one lookup instead of a walk.
                 if let KeySelector::Key(k) = sel {
                     let mut buf = [0u8; 64];
-                    let lower: Cow<[u8]> = match buf.get_mut(..k.len()) {
-                        Some(b) => {
-                            b.copy_from_slice(k);
-                            b.make_ascii_lowercase();
-                            Cow::Borrowed(b)
-                        }
-                        None => Cow::Owned(k.to_ascii_lowercase()),
-                    };
-                    if let Ok(key) = std::str::from_utf8(&lower) {
-                        if let Some((k, v)) = self.tx.get_key_value(key) {
-                            out.push(Val {
-                                var,
-                                key: Some(Arc::from(k.as_bytes())),
-                                value: v.clone(),
-                                slot: NO_SLOT,
-                            });
-                        }
+                    if let Some((k, v)) = self.tx.get_key_value(&lowercase_key(k, &mut buf)[..]) {
+                        out.push(Val {
+                            var,
+                            key: Some(k.clone()),
+                            value: v.clone(),
+                            slot: NO_SLOT,
+                        });
                     }
                 }
             }
             V::Tx => {
                 for (k, v) in &self.tx {
-                    if sel.matches(k.as_bytes()) {
+                    if sel.matches(k) {
                         out.push(Val {
                             var,
-                            key: Some(Arc::from(k.as_bytes())),
+                            key: Some(k.clone()),
                             value: v.clone(),
                             slot: NO_SLOT,
                         });
@@ -1742,10 +1814,10 @@ impl Transaction {
             V::Ip | V::Session | V::User | V::Global | V::Resource => {
                 if let Some(col) = self.collections.get(var.name()) {
                     for (k, v) in col {
-                        if sel.matches(k.as_bytes()) {
+                        if sel.matches(k) {
                             out.push(Val {
                                 var,
-                                key: Some(Arc::from(k.as_bytes())),
+                                key: Some(k.clone()),
                                 value: v.clone(),
                                 slot: NO_SLOT,
                             });
@@ -1771,7 +1843,7 @@ impl Transaction {
                 }
             }
             V::Rule => {
-                if let Some(rule) = &self.cur_rule {
+                if let Some(rule) = self.current_rule() {
                     let items: [(&str, String); 3] = [
                         ("id", rule.id.to_string()),
                         ("phase", rule.phase.to_string()),
@@ -1948,9 +2020,15 @@ impl OperatorContext for OpCx<'_> {
 
     fn set_capture(&mut self, index: usize, value: &[u8]) {
         if index <= 9 {
-            self.tx
-                .tx
-                .insert(index.to_string().into_boxed_str(), Arc::from(value));
+            const DIGITS: [&[u8]; 10] =
+                [b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8", b"9"];
+            let key = DIGITS[index];
+            match self.tx.tx.get_mut(key) {
+                Some(slot) => *slot = Arc::from(value),
+                None => {
+                    self.tx.tx.insert(Arc::from(key), Arc::from(value));
+                }
+            }
         }
     }
 }

@@ -244,6 +244,11 @@ impl CompiledRegex {
             }
             return self.regex.is_match(input);
         }
+        // Most inputs do not match: answer those with the cheaper search
+        // before allocating capture slots.
+        if !self.regex.is_match(input) {
+            return false;
+        }
         let mut locations = self.regex.capture_locations();
         let Some(found) = self.regex.captures_read(&mut locations, input) else {
             return false;
