@@ -1199,7 +1199,14 @@ impl Transaction {
         } else {
             rule.prefilter_bit.map(|b| (rule.chain_id, b))
         };
-        if self.removed_targets.is_empty() {
+        // Targets removed at run time (`ctl:ruleRemoveTarget*`) that apply to
+        // this rule: CRS 941010 removes REQUEST_FILENAME from the rules tagged
+        // xss-perf-disable for most requests, and no other rule pays for it.
+        let runtime_applies = self
+            .removed_targets
+            .iter()
+            .any(|(by, _)| self.removed_by_matches(by, rule));
+        if !runtime_applies {
             // Static exclusions only: filter each target's values against the
             // exclusions of its own variable, if any.
             for t in &rule.targets {
@@ -1223,16 +1230,13 @@ impl Transaction {
                 self.collect_for(t, &mut vals, skip);
             }
         }
-        if !self.removed_targets.is_empty() {
-            let runtime: Vec<&Exclusion> = if self.removed_targets.is_empty() {
-                Vec::new()
-            } else {
-                self.removed_targets
-                    .iter()
-                    .filter(|(by, _)| self.removed_by_matches(by, rule))
-                    .map(|(_, e)| e)
-                    .collect()
-            };
+        if runtime_applies {
+            let runtime: Vec<&Exclusion> = self
+                .removed_targets
+                .iter()
+                .filter(|(by, _)| self.removed_by_matches(by, rule))
+                .map(|(_, e)| e)
+                .collect();
             vals.retain(|v| {
                 let key = v.key.as_deref().unwrap_or(b"");
                 !rule
