@@ -36,6 +36,22 @@ pub(crate) struct Compiled {
     pub literals: Option<LiteralPrefilter>,
     /// Rules (links included) whose operator has a literal prefilter.
     pub prefiltered_rules: usize,
+    /// Distinct (chain, target variable) unions the skip checks use: sizes
+    /// the per-phase table a transaction fills lazily.
+    pub union_count: usize,
+}
+
+/// `Rule::union_ids` entry of a target whose skip check does not use a union.
+pub(crate) const NO_UNION: u32 = u32::MAX;
+
+/// The union source of a target: its variable, with XML attributes apart.
+pub(crate) fn union_source(t: &variables::Target) -> u32 {
+    t.variable as u32
+        | if t.xpath.as_deref() == Some("//@*") {
+            1 << 16
+        } else {
+            0
+        }
 }
 
 struct Draft {
@@ -488,6 +504,8 @@ struct Builder<'a> {
     next_bit: u32,
     /// (lowercased literal, rule bit) pairs.
     literals: Vec<(Vec<u8>, u32)>,
+    /// (chain, union source) -> dense union id.
+    unions: FxHashMap<(u32, u32), u32>,
     errors: Vec<CompileError>,
 }
 
@@ -618,6 +636,21 @@ impl Builder<'_> {
                     && (t.variable != Variable::Xml
                         || matches!(t.xpath.as_deref(), Some("/*") | Some("//@*")))
             });
+        // Skip checks test a per-phase union of bit sets per (chain, target
+        // variable); a target naming one member looks at that member only.
+        let union_ids: Box<[u32]> = targets
+            .iter()
+            .map(|t| {
+                if !union_skippable || matches!(t.selector, variables::KeySelector::Key(_)) {
+                    return NO_UNION;
+                }
+                let next = self.unions.len() as u32;
+                *self
+                    .unions
+                    .entry((chain_id, union_source(t)))
+                    .or_insert(next)
+            })
+            .collect();
         let (disruptive, status) = match (&actions.disruptive, starter) {
             (_, Some(_)) => (Disruptive::Pass, None),
             (Some(Disruptive::Block), None) => match defaults.and_then(|d| d.disruptive.clone()) {
@@ -672,6 +705,7 @@ impl Builder<'_> {
             chain_id,
             prefilter_bit,
             union_skippable,
+            union_ids,
             disruptive,
             status,
             log,
@@ -784,6 +818,7 @@ pub(crate) fn compile(
         },
         used_chains: FxHashSet::default(),
         next_bit: 0,
+        unions: FxHashMap::default(),
         literals: Vec::new(),
         errors: Vec::new(),
     };
@@ -880,6 +915,7 @@ pub(crate) fn compile(
         chains: b.chains,
         literals,
         prefiltered_rules,
+        union_count: b.unions.len(),
     })
 }
 

@@ -109,6 +109,10 @@ pub(crate) struct Rule {
     /// prefilter bit is absent from the union, over every value of each
     /// target variable, of the bit sets of those values after its chain.
     pub union_skippable: bool,
+    /// Per target (same order): the dense id of the (chain, variable) union
+    /// its skip check uses, or `NO_UNION` (a target naming one member, or a
+    /// rule that is not `union_skippable`).
+    pub union_ids: Box<[u32]>,
     /// Effective disruptive action (`block` resolved against `SecDefaultAction`).
     pub disruptive: Disruptive,
     /// Status for deny/redirect (rule's, else the default action's).

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 
+use super::compile::NO_UNION;
 use super::config::BodyLimitAction;
 use super::rule::{ChainTable, CompiledOperator, Item, LiteralPrefilter, Rule};
 use super::{DisruptiveAction, EngineMode, Intervention, MatchedRule, RulesetInner};
@@ -122,8 +123,9 @@ struct Memo {
     bitsets: Vec<u64>,
     /// Transformed content -> offset of its bit set.
     scanned: FxHashMap<Bytes, u32>,
-    /// (chain, union source) -> offset of the union bit set (cleared per phase).
-    unions: FxHashMap<(u32, u32), u32>,
+    /// Union id (see `Rule::union_ids`) -> offset of the union bit set
+    /// (`NONE`: not computed in this phase).
+    unions: Vec<u32>,
 }
 
 thread_local! {
@@ -1101,6 +1103,7 @@ impl Transaction {
         }
         let rs = Arc::clone(&self.rs);
         self.memo.unions.clear();
+        self.memo.unions.resize(rs.compiled.union_count, NONE);
         let items = &rs.compiled.phases[phase as usize - 1];
         let markers = &rs.compiled.markers[phase as usize - 1];
         let mut i = 0;
@@ -1684,7 +1687,18 @@ impl Transaction {
         let rs = &*self.rs;
         let chain = rule.chain_id;
         let (stored, memo) = (&self.v, &mut self.memo);
-        for t in &rule.targets {
+        for (t, &union_id) in rule.targets.iter().zip(rule.union_ids.iter()) {
+            if union_id != NO_UNION {
+                // Computed earlier in this phase: one look-up.
+                if let Some(&offset) = memo.unions.get(union_id as usize) {
+                    if offset != NONE {
+                        if memo.has(offset as usize, bit) {
+                            return true;
+                        }
+                        continue;
+                    }
+                }
+            }
             let Some((lists, names)) = stored.entry_lists(t.variable, t.xpath.as_deref()) else {
                 if let Some((raw, slot)) = stored.scalars.get(&t.variable) {
                     let o = memo.bits(rs, *slot, chain, raw);
@@ -1701,11 +1715,11 @@ impl Transaction {
                     (e.vslot, &e.value, &e.key)
                 }
             });
-            if let KeySelector::Key(k) = &t.selector {
+            if union_id == NO_UNION {
                 // One member (as a rule names `REQUEST_HEADERS:User-Agent`):
                 // only the selected values, not the collection's union.
                 for (slot, raw, key) in values {
-                    if k.eq_ignore_ascii_case(key) {
+                    if t.selector.matches(key) {
                         let o = memo.bits(rs, slot, chain, raw);
                         if memo.has(o, bit) {
                             return true;
@@ -1714,30 +1728,20 @@ impl Transaction {
                 }
                 continue;
             }
-            let source = t.variable as u32
-                | if t.xpath.as_deref() == Some("//@*") {
-                    1 << 16
-                } else {
-                    0
-                };
-            let offset = match memo.unions.get(&(chain, source)) {
-                Some(&o) => o as usize,
-                None => {
-                    let words = rs.compiled.literals.as_ref().map_or(1, |pf| pf.words);
-                    let union = memo.bitsets.len();
-                    memo.bitsets.resize(union + words, 0);
-                    for (slot, raw, _) in values {
-                        let o = memo.bits(rs, slot, chain, raw);
-                        for w in 0..words {
-                            let word = memo.bitsets.get(o + w).copied().unwrap_or(u64::MAX);
-                            memo.bitsets[union + w] |= word;
-                        }
-                    }
-                    memo.unions.insert((chain, source), union as u32);
-                    union
+            let words = rs.compiled.literals.as_ref().map_or(1, |pf| pf.words);
+            let union = memo.bitsets.len();
+            memo.bitsets.resize(union + words, 0);
+            for (slot, raw, _) in values {
+                let o = memo.bits(rs, slot, chain, raw);
+                for w in 0..words {
+                    let word = memo.bitsets.get(o + w).copied().unwrap_or(u64::MAX);
+                    memo.bitsets[union + w] |= word;
                 }
-            };
-            if memo.has(offset, bit) {
+            }
+            if let Some(u) = memo.unions.get_mut(union_id as usize) {
+                *u = union as u32;
+            }
+            if memo.has(union, bit) {
                 return true;
             }
         }
