@@ -1253,6 +1253,10 @@ impl Transaction {
         let capture = rule.actions.capture;
         for v in &vals {
             if rule.actions.multi_match {
+                if v.slot != NO_SLOT {
+                    any |= self.eval_multi_match(rule, op, v, capture);
+                    continue;
+                }
                 for value in self.transform_all(rule, v) {
                     if op
                         .prefilter
@@ -1995,6 +1999,53 @@ impl Transaction {
             }
         }
         owned.map(Arc::from).unwrap_or_else(|| v.value.clone())
+    }
+
+    /// `multiMatch` on a stored value: the operator runs on the value before
+    /// any transformation and after each one that changed it. Every stage is
+    /// a prefix of the rule's chain, so the stages come from the
+    /// per-transaction cache (shared with the rules using those prefixes as
+    /// their chain); a stage is ruled out by the bit set a skip check
+    /// already computed for it, else by the rule's own literal prefilter.
+    fn eval_multi_match(
+        &mut self,
+        rule: &Rule,
+        op: &CompiledOperator,
+        v: &Val,
+        capture: bool,
+    ) -> bool {
+        let rs = Arc::clone(&self.rs);
+        let chains = &rs.compiled.chains;
+        let mut stages: smallvec::SmallVec<[u32; 12]> = smallvec::SmallVec::new();
+        let mut c = rule.chain_id;
+        while c != 0 {
+            stages.push(c);
+            c = chains.parent.get(c as usize).copied().unwrap_or(0);
+        }
+        stages.push(0);
+        let mut any = false;
+        let mut previous = NONE;
+        for &chain in stages.iter().rev() {
+            let k = self.memo.transformed(chains, v.slot, chain, &v.value);
+            if k == previous {
+                // This transformation left the value unchanged.
+                continue;
+            }
+            previous = k;
+            let value = self.memo.value(k).unwrap_or(&v.value).clone();
+            // A stage's bit set is used when some skip check already computed
+            // it; scanning a new stage with the shared automaton costs more
+            // than the rule's own small one.
+            let known_miss = rule
+                .prefilter_bit
+                .is_some_and(|bit| self.memo.known_miss(chains, v.slot, chain, bit));
+            let may_match =
+                !known_miss && op.prefilter.as_ref().is_none_or(|pf| pf.may_match(&value));
+            if may_match {
+                any |= self.try_value(rule, op, v, value, capture);
+            }
+        }
+        any
     }
 
     /// `multiMatch`: the value before any transformation and after each one
