@@ -13,6 +13,10 @@
 //! and be taken by another replica.
 //!
 //! Leadership is published as a `tokio::sync::watch::Receiver<bool>`.
+//!
+//! A replica that shuts down steps down ([`LeaderElection::step_down`]): it
+//! stops leading first, then clears the Lease's holder, so another replica
+//! takes over at its next round instead of waiting for the Lease to expire.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -21,7 +25,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, PostParams};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -109,11 +113,13 @@ impl fmt::Debug for LeaderElector {
 }
 
 /// A running election; dropping it stops renewing (the Lease then expires and
-/// another replica takes over).
+/// another replica takes over); [`LeaderElection::step_down`] releases the
+/// Lease at once.
 #[derive(Debug)]
 pub struct LeaderElection {
     leader: watch::Receiver<bool>,
     task: JoinHandle<()>,
+    stop: Option<oneshot::Sender<()>>,
 }
 
 impl LeaderElection {
@@ -125,6 +131,17 @@ impl LeaderElection {
     /// Whether this replica leads right now.
     pub fn is_leader(&self) -> bool {
         *self.leader.borrow()
+    }
+
+    /// Stops the election: publishes "not leader", then, if this replica
+    /// holds the Lease, clears its holder so another replica takes it over
+    /// at its next round. Waits at most one retry period for the API server.
+    pub async fn step_down(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // The task ends after its release attempt, which is bounded.
+        let _ = (&mut self.task).await;
     }
 }
 
@@ -183,12 +200,31 @@ impl LeaderElector {
     /// the returned [`LeaderElection`] stops it.
     pub fn spawn(self) -> LeaderElection {
         let (tx, rx) = watch::channel(false);
-        let task = tokio::spawn(self.run(tx));
-        LeaderElection { leader: rx, task }
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(self.run_until(tx, async move {
+            let _ = stopped.await;
+        }));
+        LeaderElection {
+            leader: rx,
+            task,
+            stop: Some(stop),
+        }
     }
 
     /// Runs rounds until every receiver of `leader` is gone.
     pub async fn run(self, leader: watch::Sender<bool>) {
+        self.run_until(leader, std::future::pending()).await
+    }
+
+    /// Runs rounds until every receiver of `leader` is gone or `shutdown`
+    /// completes; on shutdown a leader publishes "not leader" and releases
+    /// the Lease (see [`LeaderElector::release`]).
+    pub async fn run_until(
+        self,
+        leader: watch::Sender<bool>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
         let period = self.config.retry_period();
         let deadline = self.config.renew_deadline();
         let mut last_renewal: Option<Instant> = None;
@@ -234,7 +270,50 @@ impl LeaderElector {
             tokio::select! {
                 _ = tokio::time::sleep_until((started + period).into()) => {}
                 _ = leader.closed() => return,
+                _ = &mut shutdown => {
+                    let was_leading = leader.send_replace(false);
+                    if was_leading {
+                        match tokio::time::timeout(period, self.release()).await {
+                            Ok(Ok(true)) => info!(identity = %self.config.identity, "stepped down: lease released"),
+                            Ok(Ok(false)) => debug!("stepped down: the lease was no longer ours"),
+                            Ok(Err(e)) => warn!(error = %e, "stepped down; releasing the lease failed (it will expire)"),
+                            Err(_) => warn!("stepped down; releasing the lease timed out (it will expire)"),
+                        }
+                    }
+                    return;
+                }
             }
+        }
+    }
+
+    /// Clears the Lease's holder if this replica holds it, so that another
+    /// replica takes it over at once (what client-go does on
+    /// `ReleaseOnCancel`). Returns whether the Lease was released; a Lease
+    /// held by someone else, or gone, is left alone.
+    pub async fn release(&self) -> Result<bool, LeaderError> {
+        let mut lease = match self.api.get(&self.config.name).await {
+            Ok(lease) => lease,
+            Err(e) if not_found(&e) => return Ok(false),
+            Err(e) => return Err(LeaderError::Kube(e)),
+        };
+        let mut spec = lease.spec.take().unwrap_or_default();
+        if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
+            return Ok(false);
+        }
+        let now = Timestamp::now();
+        spec.holder_identity = None;
+        spec.renew_time = Some(MicroTime(now));
+        spec.lease_duration_seconds = Some(1);
+        lease.spec = Some(spec);
+        match self
+            .api
+            .replace(&self.config.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(true),
+            // Someone else wrote it since: it is not ours any more.
+            Err(e) if conflict_or_exists(&e) => Ok(false),
+            Err(e) => Err(LeaderError::Kube(e)),
         }
     }
 

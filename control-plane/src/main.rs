@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use palisade_control_plane::alerts::kube_status::AlertStatusWriter;
 use palisade_control_plane::leader::{LeaseConfig, DEFAULT_LEASE_NAME};
 use palisade_control_plane::run::{self, RunConfig, SourceConfig};
 use palisade_control_plane::source::directory::DirectoryConfig;
@@ -233,6 +234,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let kubernetes = args.policies.is_none();
     runtime.block_on(async move {
         let mut running = match run::start_with_tls(config, tls).await {
             Ok(r) => r,
@@ -241,6 +243,22 @@ fn main() -> ExitCode {
                 return ExitCode::from(64);
             }
         };
+        // GlobalAlert status, written by the leader (Kubernetes source only).
+        let alert_status = if kubernetes {
+            match kube::Client::try_default().await {
+                Ok(client) => {
+                    let engine = running.status.alerts().clone();
+                    let writer = AlertStatusWriter::new(client, engine, running.leader.clone());
+                    Some(tokio::spawn(writer.run()))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "GlobalAlert status is not written");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         tokio::select! {
             _ = running.wait() => {
                 tracing::error!("a control-plane task stopped");
@@ -248,6 +266,9 @@ fn main() -> ExitCode {
             }
             _ = shutdown_signal() => {
                 tracing::info!("shutting down");
+                if let Some(task) = alert_status {
+                    task.abort();
+                }
                 running.shutdown();
                 ExitCode::SUCCESS
             }

@@ -225,6 +225,7 @@ pub async fn start_with_inputs_and_tls(
     let (snap_tx, snap_rx) = watch::channel(None::<Arc<XdsSnapshot>>);
     let (state_tx, state_rx) = watch::channel(None::<Arc<pb::State>>);
     let mut tasks = Vec::new();
+    tasks.push(crate::alerts::spawn(inputs.clone(), &status));
 
     tasks.push(tokio::spawn(
         ModelTask::new(ModelBuilder::new(compiler)).run(inputs, models_tx),

@@ -1,6 +1,8 @@
 //! What every node has applied, for `GET /status` and `/metrics`: per node the
 //! xDS versions its Envoy acknowledged or rejected and the policy versions its
-//! enforcer applied, plus the model version and its problems.
+//! enforcer applied, plus the model version and its problems, and the state
+//! of the GlobalAlerts (the [`AlertEngine`] lives here, so the policy-sync
+//! server that receives events and the admin server that shows them share it).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -8,6 +10,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use crate::alerts::{AlertEngine, AlertsReport};
 use crate::source::Problem;
 
 /// Short name of an xDS type URL (`Cluster`, `ClusterLoadAssignment`, ...).
@@ -101,12 +104,16 @@ pub struct StatusReport {
     pub model_updates: u64,
     /// Seconds since the Unix epoch of the last model update.
     pub updated_at: Option<u64>,
+    /// GlobalAlerts: per alert its last evaluation and firing, and the
+    /// event window.
+    pub alerts: AlertsReport,
 }
 
 /// Shared, cheaply cloned status registry.
 #[derive(Clone, Debug, Default)]
 pub struct Status {
     inner: Arc<Mutex<StatusReport>>,
+    alerts: AlertEngine,
 }
 
 impl Status {
@@ -119,9 +126,21 @@ impl Status {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A copy of the report.
+    /// A copy of the report (problems include those of GlobalAlerts).
     pub fn report(&self) -> StatusReport {
-        self.lock().clone()
+        let mut r = self.lock().clone();
+        r.alerts = self.alerts.report();
+        for p in self.alerts.problems() {
+            if !r.problems.contains(&p) {
+                r.problems.push(p);
+            }
+        }
+        r
+    }
+
+    /// The alert engine: enforcers' events go in, alert state comes out.
+    pub fn alerts(&self) -> &AlertEngine {
+        &self.alerts
     }
 
     /// Records a new model.
@@ -190,7 +209,17 @@ impl Status {
             "# HELP palisade_problems Objects refused or suspicious in the current model."
         );
         let _ = writeln!(out, "# TYPE palisade_problems gauge");
-        let _ = writeln!(out, "palisade_problems {}", r.problems.len());
+        let alert_problems = self
+            .alerts
+            .problems()
+            .into_iter()
+            .filter(|p| !r.problems.contains(p))
+            .count();
+        let _ = writeln!(
+            out,
+            "palisade_problems {}",
+            r.problems.len() + alert_problems
+        );
         let _ = writeln!(
             out,
             "# HELP palisade_xds_connected Envoys with an open xDS stream."
@@ -280,6 +309,8 @@ impl Status {
                 );
             }
         }
+        drop(r);
+        self.alerts.write_metrics(&mut out);
         out
     }
 }

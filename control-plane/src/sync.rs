@@ -1,8 +1,8 @@
 //! The policy-sync server (`palisade.sync.v1.PolicySync`): one stream per
 //! enforcer. The enforcer says Hello with its node name; it is sent the full
-//! [`State`] and `InSync`, then a new State (and `InSync`) whenever the model
+//! [`State`](pb::State) and `InSync`, then a new State (and `InSync`) whenever the model
 //! changes. Acks record which version each node applied; event reports are
-//! counted and logged.
+//! counted, logged and fed to the alert engine ([`crate::alerts`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -323,6 +323,7 @@ impl SyncServer {
                 for event in &report.events_json {
                     info!(target: "palisade::events", node, event = %event, "enforcer event");
                 }
+                self.status.alerts().ingest(node, &report.events_json);
                 self.status.enforcer(node, |e| {
                     e.events += n;
                     e.events_suppressed += report.suppressed;

@@ -1,11 +1,13 @@
 //! Validation before anything is pushed: GlobalNetworkPolicies (Palisade's own
 //! rules on top of `palisade-alp`'s compiler, which checks selectors, paths,
-//! nets and ports) and rulesets (parsed and compiled with `palisade-waf`).
+//! nets and ports), rulesets (parsed and compiled with `palisade-waf`) and
+//! GlobalAlerts (query, durations, metric, condition; see [`crate::alerts`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::k8s::{Action, GlobalNetworkPolicySpec, Rule};
+use crate::alerts::{AlertError, AlertRule};
+use crate::k8s::{Action, GlobalAlertSpec, GlobalNetworkPolicySpec, Rule};
 
 /// Ports a `from:to` range may expand to before it is refused.
 pub const MAX_PORT_RANGE: u32 = 4096;
@@ -141,6 +143,13 @@ pub fn check_policy(
     Ok(alp)
 }
 
+/// Checks one GlobalAlert the way the alert engine evaluates it: `dataSet`
+/// is `waf`, the query parses (errors carry a column), durations, metric,
+/// condition, threshold, fields and `${..}` substitutions are valid.
+pub fn check_alert(name: &str, spec: &GlobalAlertSpec) -> Result<AlertRule, AlertError> {
+    AlertRule::compile(name, spec)
+}
+
 /// The outcome of compiling a ruleset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RulesetVerdict {
@@ -245,6 +254,23 @@ mod tests {
                 _ => panic!("{yaml}: want {want:?}, got {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn alert_queries_are_checked() {
+        let mut spec = GlobalAlertSpec {
+            description: "d".into(),
+            severity: 50,
+            query: Some(r#""rule_info" IN {"*942100*"}"#.into()),
+            ..Default::default()
+        };
+        assert!(check_alert("a", &spec).is_ok());
+        spec.query = Some(r#""rule_info" IN "*942100*""#.into());
+        let e = check_alert("a", &spec).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "query column 16: expected `{`, found \"*942100*\""
+        );
     }
 
     #[test]

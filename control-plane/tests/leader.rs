@@ -461,3 +461,45 @@ async fn reporter_writes_only_while_leading() {
         .unwrap();
     server.abort();
 }
+
+#[tokio::test]
+async fn stepping_down_releases_the_lease_for_the_next_replica() {
+    let fake = Fake::default();
+    let (addr, server) = serve(fake.clone()).await;
+    let a = elector(addr, "replica-a");
+    let mut ra = a.receiver();
+    tokio::time::timeout(Duration::from_secs(30), ra.wait_for(|l| *l))
+        .await
+        .expect("replica-a leads")
+        .unwrap();
+    let b = elector(addr, "replica-b");
+    assert_eq!(fake.holder().as_deref(), Some("replica-a"));
+
+    // Stepping down publishes "not leader" and clears the holder before it
+    // returns; the Lease stays, with a one-second duration.
+    a.step_down().await;
+    assert!(!*ra.borrow(), "still leading after stepping down");
+    let lease = fake.lease().expect("lease kept");
+    assert!(
+        lease["spec"]["holderIdentity"].is_null(),
+        "holder not cleared: {lease}"
+    );
+    assert_eq!(lease["spec"]["leaseDurationSeconds"], 1, "{lease}");
+
+    // The other replica takes the released Lease.
+    let mut rb = b.receiver();
+    tokio::time::timeout(Duration::from_secs(30), rb.wait_for(|l| *l))
+        .await
+        .expect("replica-b took over")
+        .unwrap();
+    assert_eq!(fake.holder().as_deref(), Some("replica-b"));
+
+    // A follower stepping down leaves the Lease alone.
+    let c = elector(addr, "replica-c");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.step_down().await;
+    assert_eq!(fake.holder().as_deref(), Some("replica-b"));
+
+    drop(b);
+    server.abort();
+}
