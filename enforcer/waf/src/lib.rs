@@ -25,6 +25,7 @@ pub mod body;
 pub mod engine;
 pub mod macros;
 pub mod operators;
+mod search;
 pub mod seclang;
 pub mod transformations;
 pub mod variables;

@@ -107,7 +107,7 @@ impl RequiredLiterals {
                     .windows(lit.len())
                     .any(|w| w.eq_ignore_ascii_case(lit))
             } else {
-                memchr::memmem::find(input, lit).is_some()
+                crate::search::find(input, lit).is_some()
             }
         })
     }

@@ -38,7 +38,7 @@ impl Operator for Contains {
             return found;
         }
         let needle = self.arg.resolve(cx);
-        let found = memmem::find(input, &needle).is_some();
+        let found = crate::search::find(input, &needle).is_some();
         if found {
             cx.set_matched_data(&needle);
         }

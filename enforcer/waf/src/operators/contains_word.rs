@@ -1,7 +1,5 @@
 //! `@containsWord`: the argument occurs in the input as a whole word.
 
-use memchr::memmem;
-
 use super::argument::StringArg;
 use super::{Operator, OperatorContext, RequiredLiterals};
 
@@ -40,9 +38,11 @@ impl Operator for ContainsWord {
         }
         // Occurrences may overlap (ModSecurity resumes the search one byte
         // after each hit), so no `find_iter` here.
-        let finder = memmem::Finder::new(&word);
         let mut from = 0;
-        while let Some(found) = input.get(from..).and_then(|rest| finder.find(rest)) {
+        while let Some(found) = input
+            .get(from..)
+            .and_then(|rest| crate::search::find(rest, &word))
+        {
             let start = from + found;
             let before_ok = start == 0 || !is_letter(input, start - 1);
             let after_ok = !is_letter(input, start + word.len());

@@ -32,7 +32,7 @@ impl Operator for StrMatch {
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         match &self.finder {
             Some(finder) => finder.find(input).is_some(),
-            None => memmem::find(input, &self.arg.resolve(cx)).is_some(),
+            None => crate::search::find(input, &self.arg.resolve(cx)).is_some(),
         }
     }
 

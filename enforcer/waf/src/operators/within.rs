@@ -1,7 +1,5 @@
 //! `@within`: the input occurs inside the argument (reverse of `@contains`).
 
-use memchr::memmem;
-
 use super::argument::StringArg;
 use super::{Operator, OperatorContext};
 
@@ -31,7 +29,7 @@ impl Operator for Within {
             return true;
         }
         let haystack = self.arg.resolve(cx);
-        let found = memmem::find(&haystack, input).is_some();
+        let found = crate::search::find(&haystack, input).is_some();
         if found {
             cx.set_matched_data(input);
         }

@@ -2,8 +2,6 @@
 
 use std::borrow::Cow;
 
-use memchr::memmem;
-
 use super::prefix_vec;
 
 /// `t:replaceComments`: replaces each C-style comment `/* ... */` with a
@@ -12,14 +10,14 @@ use super::prefix_vec;
 ///
 /// Same in ModSecurity and Coraza.
 pub fn replace_comments(input: &[u8]) -> Cow<'_, [u8]> {
-    let Some(start) = memmem::find(input, b"/*") else {
+    let Some(start) = crate::search::find(input, b"/*") else {
         return Cow::Borrowed(input);
     };
     let mut out = prefix_vec(input, start);
     let mut rest = &input[start..];
     // Invariant: `rest` starts with "/*".
     loop {
-        match memmem::find(&rest[2..], b"*/") {
+        match crate::search::find(&rest[2..], b"*/") {
             None => {
                 out.push(b' ');
                 break;
@@ -27,7 +25,7 @@ pub fn replace_comments(input: &[u8]) -> Cow<'_, [u8]> {
             Some(end) => {
                 out.push(b' ');
                 rest = &rest[2 + end + 2..];
-                match memmem::find(rest, b"/*") {
+                match crate::search::find(rest, b"/*") {
                     None => {
                         out.extend_from_slice(rest);
                         break;
