@@ -12,7 +12,9 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::config::{BodyLimitAction, Config};
-use super::rule::{ChainTable, CompiledOperator, Item, LiteralPrefilter, Prefilter, Rule};
+use super::rule::{
+    ChainTable, CompiledOperator, Item, LiteralPrefilter, Prefilter, Rule, TxTarget,
+};
 use super::{CompileError, EngineMode};
 use crate::actions::{Actions, Disruptive};
 use crate::operators::{self, OperatorEnv, RegexCache};
@@ -636,6 +638,34 @@ impl Builder<'_> {
                     && (t.variable != Variable::Xml
                         || matches!(t.xpath.as_deref(), Some("/*") | Some("//@*")))
             });
+        // One `TX:key` target, no transformation, exclusion or multiMatch:
+        // the transaction evaluates it with one look-up (the paranoia-level
+        // gates and anomaly-score rules of the CRS).
+        let tx_target = match targets.as_slice() {
+            [t] if t.variable == Variable::Tx
+                && !t.count
+                && exclusions.is_empty()
+                && transformations.is_empty()
+                && !actions.multi_match
+                && operator.is_some() =>
+            {
+                match &t.selector {
+                    variables::KeySelector::Key(k) => {
+                        let key: Arc<[u8]> = Arc::from(k.to_ascii_lowercase());
+                        let mut name = b"TX:".to_vec();
+                        name.extend_from_slice(
+                            &String::from_utf8_lossy(&key).into_owned().into_bytes(),
+                        );
+                        Some(TxTarget {
+                            key,
+                            name: Arc::from(name),
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
         // Skip checks test a per-phase union of bit sets per (chain, target
         // variable); a target naming one member looks at that member only.
         let union_ids: Box<[u32]> = targets
@@ -706,6 +736,7 @@ impl Builder<'_> {
             prefilter_bit,
             union_skippable,
             union_ids,
+            tx_target,
             disruptive,
             status,
             log,

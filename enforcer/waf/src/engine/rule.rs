@@ -84,6 +84,15 @@ pub(crate) struct LiteralPrefilter {
     pub words: usize,
 }
 
+/// The single `TX:key` target of a rule evaluated by look-up.
+#[derive(Debug)]
+pub(crate) struct TxTarget {
+    /// The key, lowercased (TX keys are stored lowercased).
+    pub key: Arc<[u8]>,
+    /// MATCHED_VAR_NAME when it matches (`TX:key`).
+    pub name: Arc<[u8]>,
+}
+
 /// One rule (or one link of a chain).
 #[derive(Debug)]
 pub(crate) struct Rule {
@@ -113,6 +122,11 @@ pub(crate) struct Rule {
     /// its skip check uses, or `NO_UNION` (a target naming one member, or a
     /// rule that is not `union_skippable`).
     pub union_ids: Box<[u32]>,
+    /// For a rule whose only target is `TX:key` (no transformation,
+    /// exclusion, count or multiMatch): the lowercased key and the
+    /// MATCHED_VAR_NAME (`TX:key`), so the transaction evaluates it with one
+    /// look-up instead of collecting values.
+    pub tx_target: Option<TxTarget>,
     /// Effective disruptive action (`block` resolved against `SecDefaultAction`).
     pub disruptive: Disruptive,
     /// Status for deny/redirect (rule's, else the default action's).

@@ -126,6 +126,9 @@ struct Memo {
     /// Union id (see `Rule::union_ids`) -> offset of the union bit set
     /// (`NONE`: not computed in this phase).
     unions: Vec<u32>,
+    /// An emptied match list of an earlier transaction, handed to the next
+    /// one so that recording matches does not grow a new vector each time.
+    spare_matched: Vec<MatchedRule>,
 }
 
 thread_local! {
@@ -458,9 +461,18 @@ pub struct Transaction {
 
 impl Drop for Transaction {
     fn drop(&mut self) {
-        std::mem::take(&mut self.memo).recycle();
+        let mut memo = std::mem::take(&mut self.memo);
+        let mut matched = std::mem::take(&mut self.matched);
+        if matched.capacity() <= MAX_RECYCLED_MATCHES {
+            matched.clear();
+            memo.spare_matched = matched;
+        }
+        memo.recycle();
     }
 }
+
+/// Match lists longer than this are not kept for reuse.
+const MAX_RECYCLED_MATCHES: usize = 1024;
 
 impl std::fmt::Debug for Transaction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -562,6 +574,7 @@ impl Transaction {
             memo: Memo::recycled(),
             scratch: Vec::with_capacity(64),
         };
+        t.matched = std::mem::take(&mut t.memo.spare_matched);
         let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -1195,6 +1208,15 @@ impl Transaction {
             self.run_setvars(&rule.actions.setvars);
             return true;
         };
+        if let Some(tx_target) = &rule.tx_target {
+            if !self
+                .removed_targets
+                .iter()
+                .any(|(by, _)| self.removed_by_matches(by, rule))
+            {
+                return self.eval_tx_target(rule, op, &tx_target.key, &tx_target.name);
+            }
+        }
         let mut vals = std::mem::take(&mut self.scratch);
         vals.clear();
         let skip = if rule.actions.multi_match {
@@ -1297,6 +1319,48 @@ impl Transaction {
             self.matched_vars.clear();
             return false;
         }
+        match &rule.chained {
+            Some(next) => self.eval_rule(next),
+            None => true,
+        }
+    }
+
+    /// [`Transaction::eval_rule`] for a rule whose only target is `TX:key`
+    /// (`Rule::tx_target`): the same steps as collecting that one value and
+    /// [`Transaction::try_value`], without building a value list or the
+    /// variable name.
+    fn eval_tx_target(
+        &mut self,
+        rule: &Rule,
+        op: &CompiledOperator,
+        key: &[u8],
+        name: &Bytes,
+    ) -> bool {
+        let value = self.tx.get(key).cloned();
+        let hit = value.as_ref().is_some_and(|value| {
+            if op.prefilter.as_ref().is_some_and(|pf| !pf.may_match(value)) {
+                return false;
+            }
+            let capture = rule.actions.capture;
+            let hit = {
+                let mut cx = OpCx { tx: self, capture };
+                op.op.evaluate(&mut cx, value)
+            };
+            hit != op.negated
+        });
+        let Some(value) = value.filter(|_| hit) else {
+            self.matched_var = None;
+            self.matched_vars.clear();
+            return false;
+        };
+        self.matched_var = Some((Arc::clone(name), value.clone()));
+        self.matched_vars.push(Entry {
+            key: Arc::clone(name),
+            value,
+            vslot: NO_SLOT,
+            kslot: NO_SLOT,
+        });
+        self.run_setvars(&rule.actions.setvars);
         match &rule.chained {
             Some(next) => self.eval_rule(next),
             None => true,
