@@ -9,18 +9,21 @@ libnginx-mod-http-modsecurity, wrk). The enforcer is built in release mode
 unless --no-build (CARGO_TARGET_DIR is honoured).
 
 Every proxy forwards to the same upstream: a separate nginx worker answering
-200 "ok". The enforcer runs with TOKIO_WORKER_THREADS=1 (one worker, like
+200 "ok". The enforcer runs with --workers 1 (one thread serving Checks, like
 nginx's single worker and Envoy's --concurrency 1). ModSecurity gets the same
 files in the same order as the enforcer (policies/modsecdefault.conf,
 crs-setup.conf from the CRS example, rules/*.conf), with
 SecResponseBodyAccess Off so both inspect requests only (ext_authz never sees
-responses).
+responses). Besides throughput and latency it reports the CPU time (user +
+system, from /proc) each process spent per request, so the share of Envoy,
+the enforcer and the upstream is visible.
 
 Usage: enforcer/benches/proxy_bench.py [--duration S] [--no-build] [--markdown FILE]
 """
 import argparse
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -202,12 +205,48 @@ http {{
 """
 
 
-def run_wrk(port, conns, duration, script):
+def process_tree(pid):
+    """pid and its descendants (nginx's worker is a child of the master)."""
+    pids = [pid]
+    for p in list(pids):
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                pids += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return pids
+
+
+def cpu_seconds(pids):
+    """User + system CPU time of the processes, in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(port, conns, duration, script, watch=None):
+    """One wrk run; `watch` maps a role (envoy, enforcer, upstream) to pids
+    whose CPU time per request is reported."""
+    watch = {role: [p for pid in pids for p in process_tree(pid)] for role, pids in (watch or {}).items()}
+    before = {role: cpu_seconds(pids) for role, pids in watch.items()}
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "-s", script, f"http://127.0.0.1:{port}/"],
         capture_output=True, text=True, check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    cpu_us = {role: (cpu_seconds(pids) - before[role]) / max(total, 1) * 1e6 for role, pids in watch.items()}
+    # wrk is the only child waited for in between: its CPU is the rusage delta.
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_seconds = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+    cpu_us["wrk"] = wrk_seconds / max(total, 1) * 1e6
 
     def pct(p):
         m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -217,7 +256,7 @@ def run_wrk(port, conns, duration, script):
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     return {
-        "rps": rps, "p50": pct(50), "p99": pct(99),
+        "rps": rps, "p50": pct(50), "p99": pct(99), "cpu_us": cpu_us,
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "errors": errors.group(0) if errors else "",
     }
@@ -273,7 +312,7 @@ def main():
         up = free_port()
         with open(os.path.join(tmp, "upstream.conf"), "w") as f:
             f.write(nginx_conf(tmp, "upstream", up, '    location / { return 200 "ok\\n"; }'))
-        start(["nginx", "-c", os.path.join(tmp, "upstream.conf"), "-e", os.path.join(tmp, "upstream-error.log")])
+        upstream = start(["nginx", "-c", os.path.join(tmp, "upstream.conf"), "-e", os.path.join(tmp, "upstream-error.log")])
         wait_port(up)
 
         configs = []
@@ -281,9 +320,9 @@ def main():
         p1 = free_port()
         with open(os.path.join(tmp, "envoy-pass.yaml"), "w") as f:
             f.write(envoy_bootstrap(p1, up))
-        start([ENVOY, "-c", os.path.join(tmp, "envoy-pass.yaml"), "--concurrency", "1", "--use-dynamic-base-id", "-l", "error"],
-              log=os.path.join(tmp, "envoy-pass.log"))
-        configs.append(("Envoy passthrough", p1, False))
+        envoy = start([ENVOY, "-c", os.path.join(tmp, "envoy-pass.yaml"), "--concurrency", "1", "--use-dynamic-base-id", "-l", "error"],
+                      log=os.path.join(tmp, "envoy-pass.log"))
+        configs.append(("Envoy passthrough", p1, False, {"envoy": [envoy.pid], "upstream": [upstream.pid]}))
 
         # 2. Envoy + enforcer, CRS PL1 On.
         sock = os.path.join(tmp, "enforcer.sock")
@@ -305,26 +344,28 @@ rulesets:
   - name: crs
     paths: [{rules}]
 """)
-        start([enforcer_bin, "--socket", sock, "--state", os.path.join(tmp, "state.yaml"), "--metrics-addr", "off",
-               "--events-file", os.path.join(tmp, "events.log")],
-              env={"TOKIO_WORKER_THREADS": "1", "PALISADE_LOG": "warn"}, log=os.path.join(tmp, "enforcer.log"))
+        enforcer = start([enforcer_bin, "--socket", sock, "--state", os.path.join(tmp, "state.yaml"), "--metrics-addr", "off",
+                          "--events-file", os.path.join(tmp, "events.log"), "--workers", "1"],
+                         env={"PALISADE_LOG": "warn"}, log=os.path.join(tmp, "enforcer.log"))
         p2 = free_port()
         with open(os.path.join(tmp, "envoy-authz.yaml"), "w") as f:
             f.write(envoy_bootstrap(p2, up, sock))
         deadline = time.time() + 120
         while not os.path.exists(sock) and time.time() < deadline:
             time.sleep(0.2)
-        start([ENVOY, "-c", os.path.join(tmp, "envoy-authz.yaml"), "--concurrency", "1", "--use-dynamic-base-id", "-l", "error"],
-              log=os.path.join(tmp, "envoy-authz.log"))
-        configs.append(("Envoy + Palisade enforcer (CRS PL1, On)", p2, True))
+        envoy = start([ENVOY, "-c", os.path.join(tmp, "envoy-authz.yaml"), "--concurrency", "1", "--use-dynamic-base-id", "-l", "error"],
+                      log=os.path.join(tmp, "envoy-authz.log"))
+        configs.append(("Envoy + Palisade enforcer (CRS PL1, On)", p2, True,
+                        {"envoy": [envoy.pid], "enforcer": [enforcer.pid], "upstream": [upstream.pid]}))
         # 2b. The same enforcer with the WAF off (HTTP policy only): the cost
         # of the ext_authz round trip itself.
         p2b = free_port()
         with open(os.path.join(tmp, "envoy-alp.yaml"), "w") as f:
             f.write(envoy_bootstrap(p2b, up, sock, service="shop/alp"))
-        start([ENVOY, "-c", os.path.join(tmp, "envoy-alp.yaml"), "--concurrency", "1", "--use-dynamic-base-id", "-l", "error"],
-              log=os.path.join(tmp, "envoy-alp.log"))
-        configs.append(("Envoy + Palisade enforcer (policy only, WAF Off)", p2b, False))
+        envoy = start([ENVOY, "-c", os.path.join(tmp, "envoy-alp.yaml"), "--concurrency", "1", "--use-dynamic-base-id", "-l", "error"],
+                      log=os.path.join(tmp, "envoy-alp.log"))
+        configs.append(("Envoy + Palisade enforcer (policy only, WAF Off)", p2b, False,
+                        {"envoy": [envoy.pid], "enforcer": [enforcer.pid], "upstream": [upstream.pid]}))
 
         # 3. nginx + ModSecurity v3, same CRS.
         p3 = free_port()
@@ -332,10 +373,11 @@ rulesets:
             f.write(nginx_conf(tmp, "modsec", p3, f"""    modsecurity on;
     modsecurity_rules_file {tmp}/modsec-main.conf;
     location / {{ proxy_pass http://127.0.0.1:{up}; proxy_http_version 1.1; proxy_set_header Connection ""; }}""", modsec=True))
-        start(["nginx", "-c", os.path.join(tmp, "modsec.conf"), "-e", os.path.join(tmp, "modsec-error.log")])
-        configs.append(("nginx + ModSecurity v3 (CRS PL1, On)", p3, True))
+        modsec = start(["nginx", "-c", os.path.join(tmp, "modsec.conf"), "-e", os.path.join(tmp, "modsec-error.log")])
+        configs.append(("nginx + ModSecurity v3 (CRS PL1, On)", p3, True,
+                        {"nginx+modsec": [modsec.pid], "upstream": [upstream.pid]}))
 
-        for name, port, waf in configs:
+        for name, port, waf, _ in configs:
             wait_port(port, 120)
             # Sanity: the corpus passes, and the WAFs block the SQLi.
             for method, target, ctype, body in CORPUS:
@@ -349,20 +391,23 @@ rulesets:
             print(f"{name}: SQLi -> {sqli} (want {want})")
 
         results = {}
-        for name, port, _ in configs:
+        def cpu_text(v):
+            return ", ".join(f"{role} {us:.1f}" for role, us in v["cpu_us"].items())
+
+        for name, port, _, pids in configs:
             run_wrk(port, 8, 3, script)  # warm-up, not counted
-            results[name] = {c: run_wrk(port, c, args.duration, script) for c in (1, 8, 32)}
+            results[name] = {c: run_wrk(port, c, args.duration, script, pids) for c in (1, 8, 32)}
             r = results[name]
             print(f"{name}: " + "; ".join(
-                f"c={c}: {v['rps']:.0f} req/s, p50 {v['p50']:.3f} ms, p99 {v['p99']:.3f} ms"
+                f"c={c}: {v['rps']:.0f} req/s, p50 {v['p50']:.3f} ms, p99 {v['p99']:.3f} ms, CPU us/request: {cpu_text(v)}"
                 + (f", non-2xx {v['non2xx']}" if v['non2xx'] else "") + (f", {v['errors']}" if v['errors'] else "")
                 for c, v in r.items()))
 
         # Moderate load: 4 connections, each waiting 10 ms between requests
         # (wrk's `delay`), so every setup sees the same few hundred req/s.
         paced = {}
-        for name, port, _ in configs:
-            paced[name] = run_wrk(port, 4, args.duration, paced_script)
+        for name, port, _, pids in configs:
+            paced[name] = run_wrk(port, 4, args.duration, paced_script, pids)
             v = paced[name]
             print(f"{name}: paced: {v['rps']:.0f} req/s, p50 {v['p50']:.3f} ms, p99 {v['p99']:.3f} ms")
 
@@ -378,6 +423,17 @@ rulesets:
         for n in names:
             for c, v in results[n].items():
                 lines.append(f"| {n} | {c} | {v['rps']:.0f} | {v['p50']:.3f} | {v['p99']:.3f} |")
+        lines += [
+            "",
+            "CPU time per request at c=32 (microseconds, user + system, from /proc):",
+            "",
+            "| setup | " + " | ".join(["envoy", "enforcer", "nginx+modsec", "upstream", "wrk"]) + " |",
+            "|---|---|---|---|---|---|",
+        ]
+        for n in names:
+            cpu = results[n][32]["cpu_us"]
+            lines.append(f"| {n} | " + " | ".join(
+                f"{cpu[r]:.1f}" if r in cpu else "" for r in ["envoy", "enforcer", "nginx+modsec", "upstream", "wrk"]) + " |")
         lines += [
             "",
             "Moderate load (4 connections, 10 ms think time per connection):",

@@ -50,8 +50,9 @@ fn socket(address: Option<&Address>) -> (Option<IpAddr>, u16) {
     (sa.address.parse().ok(), port)
 }
 
-/// Decides a `CheckRequest` against the shared state (no gRPC involved).
-pub fn check(shared: &Shared, request: &CheckRequest) -> Outcome {
+/// The facts of a decoded `CheckRequest` (the prost types; the server
+/// decodes the wire format directly with [`crate::wire`], to the same result).
+pub fn facts(request: &CheckRequest) -> HttpFacts<'_> {
     let attrs = request.attributes.as_ref();
     let (source_ip, source_port) = socket(
         attrs
@@ -113,24 +114,43 @@ pub fn check(shared: &Shared, request: &CheckRequest) -> Outcome {
                 facts.headers.sort_by(|a, b| a.0.cmp(b.0));
             }
         }
-        facts.request_id = facts
+        complete_facts(&mut facts, &http.id);
+    }
+    facts
+}
+
+/// Fills what the headers imply: the request id (`x-request-id`, else
+/// Envoy's `id`) and, when Envoy sent no host, the host from `:authority` or
+/// `host`.
+pub(crate) fn complete_facts<'a>(facts: &mut HttpFacts<'a>, envoy_id: &'a str) {
+    facts.request_id = facts
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("x-request-id"))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        .unwrap_or(envoy_id);
+    if facts.host.is_empty() {
+        facts.host = facts
             .headers
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("x-request-id"))
+            .find(|(k, _)| *k == ":authority" || k.eq_ignore_ascii_case("host"))
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
-            .unwrap_or(&http.id);
-        if facts.host.is_empty() {
-            facts.host = facts
-                .headers
-                .iter()
-                .find(|(k, _)| *k == ":authority" || k.eq_ignore_ascii_case("host"))
-                .and_then(|(_, v)| std::str::from_utf8(v).ok())
-                .unwrap_or("");
-        }
+            .unwrap_or("");
     }
-    match shared.snapshots.load() {
+}
+
+/// Decides a `CheckRequest` against the shared state (no gRPC involved).
+pub fn check(shared: &Shared, request: &CheckRequest) -> Outcome {
+    check_facts(shared, &facts(request))
+}
+
+/// Decides a request against the active snapshot (or the failure mode) and
+/// emits its event, if any.
+pub fn check_facts(shared: &Shared, facts: &HttpFacts<'_>) -> Outcome {
+    let snapshot = shared.snapshots.current();
+    match &*snapshot {
         Some(snapshot) => {
-            let outcome = decide(&snapshot, &facts);
+            let outcome = decide(snapshot, facts);
             if let Some(event) = &outcome.event {
                 if snapshot.settings.collect_logs {
                     shared.events.emit(
@@ -143,7 +163,7 @@ pub fn check(shared: &Shared, request: &CheckRequest) -> Outcome {
             outcome
         }
         None => {
-            let outcome = decide_without_snapshot(&facts, shared.failure_mode_allow);
+            let outcome = decide_without_snapshot(facts, shared.failure_mode_allow);
             if let Some(event) = &outcome.event {
                 shared
                     .events
@@ -152,6 +172,29 @@ pub fn check(shared: &Shared, request: &CheckRequest) -> Outcome {
             outcome
         }
     }
+}
+
+/// Counts a decided Check in the metrics (decision, rule hits, policy
+/// denial, engine failure, duration since `started`).
+pub fn record(shared: &Shared, outcome: &Outcome, started: Instant) {
+    let metrics = &shared.metrics;
+    metrics.decision(&outcome.service, outcome.action);
+    for id in &outcome.rule_ids {
+        metrics.rule_hit(*id);
+    }
+    if let Some((tier, policy)) = &outcome.denied_by_policy {
+        metrics.policy_denial(tier, policy);
+    }
+    if outcome.cause == crate::decide::Cause::Error {
+        metrics.engine_failure();
+    }
+    metrics.check_duration(started.elapsed());
+    tracing::debug!(
+        service = %outcome.service,
+        action = outcome.action,
+        status = outcome.status,
+        "check"
+    );
 }
 
 fn header(key: &str, value: &str) -> HeaderValueOption {
@@ -199,6 +242,9 @@ pub fn response(outcome: &Outcome) -> CheckResponse {
     }
 }
 
+/// The tonic `Authorization` service, for embedding the enforcer in another
+/// tonic server. The enforcer's own listeners serve Check through
+/// [`crate::server`] instead, which decodes without prost's allocations.
 #[tonic::async_trait]
 impl Authorization for AuthorizationService {
     async fn check(
@@ -208,25 +254,8 @@ impl Authorization for AuthorizationService {
         let started = Instant::now();
         let request = request.into_inner();
         let outcome = check(&self.shared, &request);
-        let metrics = &self.shared.metrics;
-        metrics.decision(&outcome.service, outcome.action);
-        for id in &outcome.rule_ids {
-            metrics.rule_hit(*id);
-        }
-        if let Some((tier, policy)) = &outcome.denied_by_policy {
-            metrics.policy_denial(tier, policy);
-        }
-        if outcome.cause == crate::decide::Cause::Error {
-            metrics.engine_failure();
-        }
         let response = response(&outcome);
-        metrics.check_duration(started.elapsed());
-        tracing::debug!(
-            service = %outcome.service,
-            action = outcome.action,
-            status = outcome.status,
-            "check"
-        );
+        record(&self.shared, &outcome, started);
         Ok(Response::new(response))
     }
 }

@@ -140,6 +140,17 @@ pub struct Args {
     /// Decision while no snapshot exists.
     #[arg(long, env = "PALISADE_FAILURE_MODE", value_enum, default_value_t = FailureMode::Deny)]
     pub failure_mode: FailureMode,
+    /// Threads that serve Check requests: 1 runs every task on one thread (a
+    /// current-thread runtime, the cheapest per Check); N > 1 runs a
+    /// multi-threaded runtime with N workers. Snapshot builds always run on
+    /// separate blocking threads.
+    #[arg(
+        long,
+        env = "PALISADE_WORKERS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
+    pub workers: u16,
 }
 
 /// Validated configuration.

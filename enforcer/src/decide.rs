@@ -19,7 +19,7 @@ use crate::state::WafMode;
 pub const MAX_HEADERS: usize = 1024;
 
 /// The request, as Envoy described it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HttpFacts<'a> {
     /// Source address.
     pub source_ip: Option<IpAddr>,

@@ -413,6 +413,12 @@ impl SnapshotStore {
         self.current.load_full()
     }
 
+    /// The active snapshot without touching its reference count (the cheap
+    /// load for the request path; hold the guard only while deciding).
+    pub fn current(&self) -> arc_swap::Guard<Option<Arc<Snapshot>>> {
+        self.current.load()
+    }
+
     /// Publishes a new snapshot.
     pub fn store(&self, snapshot: Arc<Snapshot>) {
         self.current.store(Some(snapshot));
