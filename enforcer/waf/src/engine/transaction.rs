@@ -1287,7 +1287,7 @@ impl Transaction {
                     {
                         continue;
                     }
-                    any |= self.try_value(rule, op, v, value, capture);
+                    any |= self.try_value(rule, op, v, &value, capture);
                 }
                 continue;
             }
@@ -1301,13 +1301,11 @@ impl Transaction {
             if !may_match {
                 continue;
             }
-            let value = self.transform(rule, v);
-            if v.slot == NO_SLOT
-                && op
-                    .prefilter
-                    .as_ref()
-                    .is_some_and(|pf| !pf.may_match(&value))
-            {
+            // The value itself when the chain left it unchanged (most values):
+            // borrowed from the local list, no reference count touched.
+            let transformed = self.transform_changed(rule, v);
+            let value = transformed.as_ref().unwrap_or(&v.value);
+            if v.slot == NO_SLOT && op.prefilter.as_ref().is_some_and(|pf| !pf.may_match(value)) {
                 continue;
             }
             any |= self.try_value(rule, op, v, value, capture);
@@ -1375,12 +1373,12 @@ impl Transaction {
         rule: &Rule,
         op: &CompiledOperator,
         v: &Val,
-        value: Bytes,
+        value: &Bytes,
         capture: bool,
     ) -> bool {
         let hit = {
             let mut cx = OpCx { tx: self, capture };
-            op.op.evaluate(&mut cx, &value)
+            op.op.evaluate(&mut cx, value)
         };
         if hit == op.negated {
             return false;
@@ -1389,7 +1387,7 @@ impl Transaction {
         self.matched_var = Some((name.clone(), value.clone()));
         self.matched_vars.push(Entry {
             key: name,
-            value,
+            value: value.clone(),
             vslot: NO_SLOT,
             kslot: NO_SLOT,
         });
@@ -2045,16 +2043,17 @@ impl Transaction {
 
     // --------------------------------------------------- transformations
 
-    /// The value after the rule's transformations (memoised for stable slots).
-    fn transform(&mut self, rule: &Rule, v: &Val) -> Bytes {
+    /// The value after the rule's transformations when they changed it
+    /// (`None`: the value as it is).
+    fn transform_changed(&mut self, rule: &Rule, v: &Val) -> Option<Bytes> {
         if rule.transformations.is_empty() {
-            return v.value.clone();
+            return None;
         }
         if v.slot != NO_SLOT {
             let k =
                 self.memo
                     .transformed(&self.rs.compiled.chains, v.slot, rule.chain_id, &v.value);
-            return self.memo.value(k).unwrap_or(&v.value).clone();
+            return self.memo.value(k).cloned();
         }
         let mut owned: Option<Vec<u8>> = None;
         for &t in &rule.transformations {
@@ -2062,7 +2061,7 @@ impl Transaction {
                 owned = Some(o);
             }
         }
-        owned.map(Arc::from).unwrap_or_else(|| v.value.clone())
+        owned.map(Arc::from)
     }
 
     /// `multiMatch` on a stored value: the operator runs on the value before
@@ -2106,7 +2105,7 @@ impl Transaction {
             let may_match =
                 !known_miss && op.prefilter.as_ref().is_none_or(|pf| pf.may_match(&value));
             if may_match {
-                any |= self.try_value(rule, op, v, value, capture);
+                any |= self.try_value(rule, op, v, &value, capture);
             }
         }
         any
