@@ -2,6 +2,10 @@
 //! enforced, built from a source's [`Inputs`](crate::source::Inputs) and shared
 //! (as `Arc<Model>`) with the xDS and policy-sync servers through
 //! `tokio::sync::watch`.
+//!
+//! Services are held as `Arc<ServiceModel>`: the builder hands a service that
+//! did not change over to the next model as the same `Arc`, which is how the
+//! xDS translation knows, without comparing, what it need not redo.
 
 mod build;
 
@@ -158,9 +162,10 @@ pub struct Model {
     pub version: String,
     /// Settings.
     pub settings: Settings,
-    /// Protected services (serialized as a list, in key order).
+    /// Protected services (serialized as a list, in key order); an unchanged
+    /// service is the same `Arc` as in the previous model.
     #[serde(serialize_with = "serialize_values")]
-    pub services: BTreeMap<ServiceKey, ServiceModel>,
+    pub services: BTreeMap<ServiceKey, Arc<ServiceModel>>,
     /// Tiers with their policies, validated.
     pub tiers: Vec<palisade_alp::TierSpec>,
     /// Rulesets, validated.
@@ -173,8 +178,8 @@ pub struct Model {
 }
 
 fn serialize_values<S: serde::Serializer>(
-    map: &BTreeMap<ServiceKey, ServiceModel>,
+    map: &BTreeMap<ServiceKey, Arc<ServiceModel>>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(map.values())
+    serializer.collect_seq(map.values().map(|s| &**s))
 }

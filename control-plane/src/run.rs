@@ -28,7 +28,7 @@ use crate::status::Status;
 use crate::sync::{state_from_model, SyncServer};
 use crate::validate::{RulesetCompiler, WafCompiler};
 use crate::xds::ads::AdsServer;
-use crate::xds::translate::{translate, TranslateConfig};
+use crate::xds::translate::{TranslateConfig, Translator};
 use crate::xds::XdsSnapshot;
 
 /// Where the inputs come from.
@@ -231,8 +231,10 @@ pub async fn start_with_inputs_and_tls(
         ModelTask::new(ModelBuilder::new(compiler)).run(inputs, models_tx),
     ));
 
-    // Model -> xDS snapshot + policy-sync state.
-    let translate_cfg = config.translate.clone();
+    // Model -> xDS snapshot (incremental: the translator keeps what it built
+    // for unchanged services) + policy-sync state. The snapshot is published
+    // before the state is built, so Envoys are not kept waiting for it.
+    let mut translator = Translator::new(config.translate.clone());
     let mut models = models_rx.clone();
     let st = status.clone();
     tasks.push(tokio::spawn(async move {
@@ -240,24 +242,40 @@ pub async fn start_with_inputs_and_tls(
             let model = models.borrow_and_update().clone();
             if let Some(model) = model {
                 st.model(&model.version, model.services.len(), &model.problems);
-                let cfg = translate_cfg.clone();
+                let m = Arc::clone(&model);
                 let built = tokio::task::spawn_blocking(move || {
-                    (translate(&model, &cfg), state_from_model(&model))
+                    let snapshot = translator.translate(&m);
+                    (translator, snapshot)
                 })
                 .await;
-                match built {
-                    Ok((snapshot, state)) => {
-                        snap_tx.send_if_modified(|cur| match cur {
-                            Some(prev) if prev.types == snapshot.types => false,
-                            _ => {
-                                let snapshot = match cur.as_deref() {
-                                    Some(prev) => snapshot.with_delta_from(prev),
-                                    None => snapshot,
-                                };
-                                *cur = Some(Arc::new(snapshot));
-                                true
+                let snapshot = match built {
+                    Ok((t, snapshot)) => {
+                        translator = t;
+                        snapshot
+                    }
+                    Err(e) => {
+                        error!(error = %e, "translation failed; xDS is no longer updated");
+                        return;
+                    }
+                };
+                snap_tx.send_if_modified(|cur| match cur {
+                    Some(prev) if prev.same_versions(&snapshot) => false,
+                    _ => {
+                        let snapshot = match cur.as_deref() {
+                            // The translator's deltas are from its previous
+                            // snapshot, which is the published one unless
+                            // that one was skipped as equal.
+                            Some(prev) if !deltas_from(&snapshot, prev) => {
+                                snapshot.with_delta_from(prev)
                             }
-                        });
+                            _ => snapshot,
+                        };
+                        *cur = Some(Arc::new(snapshot));
+                        true
+                    }
+                });
+                match tokio::task::spawn_blocking(move || state_from_model(&model)).await {
+                    Ok(state) => {
                         state_tx.send_if_modified(|cur| {
                             if cur.as_ref().map(|s| &s.version) == Some(&state.version) {
                                 false
@@ -267,7 +285,7 @@ pub async fn start_with_inputs_and_tls(
                             }
                         });
                     }
-                    Err(e) => error!(error = %e, "translation failed"),
+                    Err(e) => error!(error = %e, "policy-sync state build failed"),
                 }
             }
             if models.changed().await.is_err() {
@@ -312,6 +330,14 @@ pub async fn start_with_inputs_and_tls(
         snapshots: snap_rx,
         leader: always_leader(),
         tasks,
+    })
+}
+
+/// True when every recorded delta of `snapshot` starts from `prev`'s version
+/// of its type.
+fn deltas_from(snapshot: &XdsSnapshot, prev: &XdsSnapshot) -> bool {
+    snapshot.types.keys().all(|t| {
+        snapshot.deltas.get(t).map(|d| &d.from_version) == prev.types.get(t).map(|p| &p.version)
     })
 }
 

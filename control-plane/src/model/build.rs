@@ -1,29 +1,59 @@
 //! Building the [`Model`] from [`Inputs`]: validation, with the last good
 //! version of every refused object kept in force.
+//!
+//! The builder is incremental. Sources hand over complete [`Inputs`] on every
+//! change, so each build still walks every object once, but it redoes work
+//! only for what changed:
+//! - a service is rebuilt only when the fingerprint of what it is built from
+//!   changed (the fields of the Service the model reads, its EndpointSlices,
+//!   its namespace's labels, the pods of its namespace when it has a
+//!   selector, and the cluster defaults); otherwise the previous
+//!   `Arc<ServiceModel>` is reused, and the xDS translation skips it;
+//! - a service's policies are re-selected only when the service or the
+//!   policy set changed;
+//! - a policy is re-validated only when its spec or tier changed, the policy
+//!   set recompiled only when the tiers changed, and a ruleset re-hashed only
+//!   when its files changed;
+//! - the model version is a hash of per-part hashes (each service's is kept
+//!   with it), not of the whole model's JSON.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde::Serialize;
 use sha1::{Digest, Sha1};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{Model, PortModel, RulesetModel, ServiceKey, ServiceModel, Settings, WorkloadModel};
 use crate::k8s::{
-    calico::DEFAULT_TIER, ApplicationLayer, FailureMode, Toggle, WafMode,
+    calico::DEFAULT_TIER, ApplicationLayer, FailureMode, GlobalNetworkPolicySpec, Toggle, WafMode,
     ANNOTATION_CALICO_L7_LOGGING, ANNOTATION_HOSTS, ANNOTATION_RULESET, ANNOTATION_UPSTREAM,
     ANNOTATION_WAF,
 };
 use crate::source::{Inputs, Origin, Problem, RulesetFiles, Sourced};
 use crate::validate::{self, RulesetCompiler, RulesetVerdict};
 
+/// Hash maps on the rebuild path (foldhash: fast, and good enough for keys
+/// that are not attacker-chosen hash-flooding material in a control plane).
+type FastMap<K, V> = foldhash::HashMap<K, V>;
+
+/// The hasher of input fingerprints: foldhash's quality variant with a fixed
+/// seed (a 64-bit fingerprint; a collision would keep a stale service, with
+/// probability about 2^-64 per change).
+fn fingerprinter() -> impl Hasher {
+    foldhash::quality::FixedState::with_seed(0x5041_4c49_5341_4445).build_hasher()
+}
+
 /// Label EndpointSlices carry to name their Service.
 const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
 
-/// Builds models, remembering the last good version of each object.
+/// Builds models, remembering the last good version of each object and what
+/// each service and policy gave last time (see the module docs).
 #[derive(Debug)]
 pub struct ModelBuilder {
     compiler: Arc<dyn RulesetCompiler>,
@@ -32,7 +62,59 @@ pub struct ModelBuilder {
     last_good_policies: HashMap<String, (String, palisade_alp::PolicySpec)>,
     last_good_tiers: HashMap<String, palisade_alp::TierSpec>,
     last_good_settings: Option<(Option<String>, Settings)>,
-    last_good_services: HashMap<ServiceKey, ServiceModel>,
+    /// Per policy: the input last validated and the outcome.
+    policy_checks: HashMap<String, PolicyCheck>,
+    /// The compiled policy set and what it was compiled from.
+    policy_set: Option<CompiledPolicies>,
+    /// Bumped whenever the policy set changes.
+    policy_generation: u64,
+    /// Per service: what it was built from and what came out.
+    services: FastMap<ServiceKey, ServiceEntry>,
+    /// Bumped on every build (marks the services seen in it).
+    epoch: u64,
+}
+
+/// A policy's last validation.
+#[derive(Debug)]
+struct PolicyCheck {
+    tier: String,
+    spec: GlobalNetworkPolicySpec,
+    result: Result<palisade_alp::PolicySpec, validate::PolicyProblem>,
+}
+
+/// The policy set compiled from some tiers.
+#[derive(Debug)]
+struct CompiledPolicies {
+    tiers: Vec<palisade_alp::TierSpec>,
+    set: Result<Arc<palisade_alp::PolicySet>, String>,
+    /// Hash of the tiers' JSON (a part of the model version).
+    digest: [u8; 20],
+}
+
+/// One service's cached build.
+#[derive(Debug)]
+struct ServiceEntry {
+    /// The build this service was last seen in.
+    epoch: u64,
+    /// Fingerprint of the inputs `outcome` was built from.
+    fingerprint: u64,
+    /// The service without its policies, none (not protected), or why it
+    /// was refused.
+    outcome: Result<Option<Arc<ServiceModel>>, String>,
+    /// The last service built without error (kept in force when refused).
+    last_good: Option<Arc<ServiceModel>>,
+    /// The service with its policies, for one outcome and policy generation.
+    resolved: Option<Resolved>,
+}
+
+/// A service with its policies.
+#[derive(Debug)]
+struct Resolved {
+    base: Arc<ServiceModel>,
+    generation: u64,
+    model: Arc<ServiceModel>,
+    /// Hash of the service's JSON (a part of the model version).
+    digest: [u8; 20],
 }
 
 fn problem(origin: &Origin, kind: &str, name: &str, message: impl Into<String>) -> Problem {
@@ -74,7 +156,11 @@ impl ModelBuilder {
             last_good_policies: HashMap::new(),
             last_good_tiers: HashMap::new(),
             last_good_settings: None,
-            last_good_services: HashMap::new(),
+            policy_checks: HashMap::new(),
+            policy_set: None,
+            policy_generation: 0,
+            services: FastMap::default(),
+            epoch: 0,
         }
     }
 
@@ -97,20 +183,7 @@ impl ModelBuilder {
             ));
         }
         let tiers = self.tiers(inputs, &mut problems);
-        let policy_set = match palisade_alp::PolicySet::compile(&tiers) {
-            Ok(set) => set,
-            Err(e) => {
-                problems.push(problem(
-                    &Origin::Builtin {
-                        what: "policies".into(),
-                    },
-                    "PolicySet",
-                    "all",
-                    format!("{e}; policies are not enforced"),
-                ));
-                palisade_alp::PolicySet::new(Vec::new())
-            }
-        };
+        let (policy_set, tiers_digest) = self.policy_set(&tiers, &mut problems);
 
         let namespaces: HashMap<String, BTreeMap<String, String>> = inputs
             .namespaces
@@ -122,14 +195,19 @@ impl ModelBuilder {
                 ))
             })
             .collect();
+        let namespace_fingerprints: FastMap<&str, u64> = namespaces
+            .iter()
+            .map(|(n, labels)| (n.as_str(), fingerprint_of(labels)))
+            .collect();
         let mut pods_by_ns: HashMap<&str, Vec<&Pod>> = HashMap::new();
         for pod in &inputs.pods {
             if let Some(ns) = pod.metadata.namespace.as_deref() {
                 pods_by_ns.entry(ns).or_default().push(pod);
             }
         }
+        let mut pod_fingerprints: FastMap<String, u64> = FastMap::default();
         let workloads = workloads(&inputs.pods, &namespaces);
-        let mut slices: SliceIndex<'_> = HashMap::new();
+        let mut slices: SliceIndex<'_> = FastMap::default();
         for slice in &inputs.endpoint_slices {
             let service = slice
                 .metadata
@@ -140,14 +218,63 @@ impl ModelBuilder {
                 slices.entry((ns, svc.as_str())).or_default().push(slice);
             }
         }
+        // What every service depends on.
+        let global = {
+            let mut h = fingerprinter();
+            settings.default_waf_mode.hash(&mut h);
+            settings.default_ruleset.hash(&mut h);
+            for name in rulesets.keys() {
+                name.hash(&mut h);
+            }
+            h.finish()
+        };
 
-        let mut services = BTreeMap::new();
-        let mut seen = BTreeSet::new();
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let generation = self.policy_generation;
+        let mut services: Vec<(ServiceKey, Arc<ServiceModel>)> =
+            Vec::with_capacity(inputs.services.len());
+        // Services are unique by key and their JSON holds the key: a sum of
+        // their hashes identifies the set whatever the input order.
+        let mut services_digest: u128 = 0;
         for svc in &inputs.services {
             let Some(key) = service_key(&svc.object) else {
                 continue;
             };
-            if !seen.insert(key.clone()) {
+            let fingerprint = {
+                let pods = selects_pods(&svc.object).then(|| {
+                    let ns = key.namespace.as_str();
+                    match pod_fingerprints.get(ns) {
+                        Some(f) => *f,
+                        None => {
+                            let f = pods_fingerprint(
+                                pods_by_ns.get(ns).map(Vec::as_slice).unwrap_or_default(),
+                            );
+                            pod_fingerprints.insert(ns.to_string(), f);
+                            f
+                        }
+                    }
+                });
+                service_fingerprint(
+                    &svc.object,
+                    &key,
+                    &slices,
+                    namespace_fingerprints.get(key.namespace.as_str()).copied(),
+                    pods,
+                    global,
+                )
+            };
+            let entry = match self.services.get_mut(&key) {
+                Some(e) => e,
+                None => self.services.entry(key.clone()).or_insert(ServiceEntry {
+                    epoch: 0,
+                    fingerprint: fingerprint.wrapping_add(1),
+                    outcome: Ok(None),
+                    last_good: None,
+                    resolved: None,
+                }),
+            };
+            if entry.epoch == epoch {
                 problems.push(problem(
                     &svc.origin,
                     "Service",
@@ -156,25 +283,36 @@ impl ModelBuilder {
                 ));
                 continue;
             }
-            let chosen = match self.service(
-                svc,
-                &key,
-                &slices,
-                &settings,
-                &rulesets,
-                &namespaces,
-                &pods_by_ns,
-            ) {
+            entry.epoch = epoch;
+            if entry.fingerprint != fingerprint {
+                entry.fingerprint = fingerprint;
+                let outcome = service(
+                    svc,
+                    &key,
+                    &slices,
+                    &settings,
+                    &rulesets,
+                    &namespaces,
+                    &pods_by_ns,
+                );
+                // Rebuilt with the same result (say, a pod that does not change
+                // which one is picked): the previous Arc stays.
+                let same = matches!((&outcome, &entry.outcome), (Ok(Some(new)), Ok(Some(old))) if *new == **old);
+                if !same {
+                    entry.outcome = outcome.map(|m| m.map(Arc::new));
+                }
+            }
+            let chosen = match &entry.outcome {
                 Ok(Some(model)) => {
-                    self.last_good_services.insert(key.clone(), model.clone());
-                    Some(model)
+                    entry.last_good = Some(Arc::clone(model));
+                    Some(Arc::clone(model))
                 }
                 Ok(None) => {
-                    self.last_good_services.remove(&key);
+                    entry.last_good = None;
                     None
                 }
                 Err(message) => {
-                    let kept = self.last_good_services.get(&key).cloned();
+                    let kept = entry.last_good.clone();
                     problems.push(problem(
                         &svc.origin,
                         "Service",
@@ -184,39 +322,105 @@ impl ModelBuilder {
                     kept
                 }
             };
-            if let Some(mut model) = chosen {
+            let Some(base) = chosen else {
+                continue;
+            };
+            let fresh = entry
+                .resolved
+                .as_ref()
+                .is_some_and(|r| r.generation == generation && Arc::ptr_eq(&r.base, &base));
+            if !fresh {
                 let identity = palisade_alp::Identity::new(
                     &key.namespace,
                     &key.name,
-                    &model.service_account,
-                    model.labels.clone(),
-                    model.namespace_labels.clone(),
+                    &base.service_account,
+                    base.labels.clone(),
+                    base.namespace_labels.clone(),
                     BTreeMap::new(),
                 );
-                model.policies = policy_set
+                let policies: Vec<String> = policy_set
                     .selecting(&identity)
                     .into_iter()
                     .map(|(t, p)| format!("{t}/{p}"))
                     .collect();
-                services.insert(key, model);
+                match &mut entry.resolved {
+                    // Same service, same policies: the model stays the same Arc.
+                    Some(r) if Arc::ptr_eq(&r.base, &base) && r.model.policies == policies => {
+                        r.generation = generation;
+                    }
+                    resolved => {
+                        let mut model = (*base).clone();
+                        model.policies = policies;
+                        *resolved = Some(Resolved {
+                            digest: json_digest(&model),
+                            base,
+                            generation,
+                            model: Arc::new(model),
+                        });
+                    }
+                }
+            }
+            if let Some(r) = &entry.resolved {
+                let mut d = [0u8; 16];
+                d.copy_from_slice(&r.digest[..16]);
+                services_digest = services_digest.wrapping_add(u128::from_le_bytes(d));
+                services.push((key, Arc::clone(&r.model)));
             }
         }
-        self.last_good_services.retain(|k, _| seen.contains(k));
+        self.services.retain(|_, e| e.epoch == epoch);
 
         let mut model = Model {
             version: String::new(),
             settings,
-            services,
+            services: services.into_iter().collect(),
             tiers,
             rulesets,
             workloads,
             problems: Vec::new(),
         };
-        model.version = model_version(&model);
+        model.version = model_version(&model, services_digest, &tiers_digest);
         problems.sort();
         problems.dedup();
         model.problems = problems;
         model
+    }
+
+    /// The policy set for `tiers`, compiled again only when they changed.
+    fn policy_set(
+        &mut self,
+        tiers: &[palisade_alp::TierSpec],
+        problems: &mut Vec<Problem>,
+    ) -> (Arc<palisade_alp::PolicySet>, [u8; 20]) {
+        let current = self.policy_set.as_ref().filter(|c| c.tiers == tiers);
+        let compiled = match current {
+            Some(c) => c,
+            None => {
+                self.policy_generation += 1;
+                let set = palisade_alp::PolicySet::compile(tiers)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string());
+                self.policy_set.insert(CompiledPolicies {
+                    tiers: tiers.to_vec(),
+                    set,
+                    digest: json_digest(&tiers),
+                })
+            }
+        };
+        let set = match &compiled.set {
+            Ok(set) => Arc::clone(set),
+            Err(e) => {
+                problems.push(problem(
+                    &Origin::Builtin {
+                        what: "policies".into(),
+                    },
+                    "PolicySet",
+                    "all",
+                    format!("{e}; policies are not enforced"),
+                ));
+                Arc::new(palisade_alp::PolicySet::new(Vec::new()))
+            }
+        };
+        (set, compiled.digest)
     }
 
     fn settings(
@@ -325,7 +529,16 @@ impl ModelBuilder {
                 ));
                 continue;
             }
-            let hash = ruleset_hash(&r.object.files);
+            // Unchanged files: the last good model's hash and shared copy.
+            let unchanged = self
+                .last_good_rulesets
+                .get(name)
+                .filter(|prev| *prev.files == r.object.files)
+                .map(|prev| (prev.hash.clone(), Arc::clone(&prev.files)));
+            let hash = match &unchanged {
+                Some((hash, _)) => hash.clone(),
+                None => ruleset_hash(&r.object.files),
+            };
             live_hashes.insert(hash.clone());
             let verdict = match self.verdicts.get(&hash) {
                 Some(v) => v.clone(),
@@ -361,10 +574,14 @@ impl ModelBuilder {
                     continue;
                 }
             };
+            let files = match unchanged {
+                Some((_, files)) => files,
+                None => Arc::new(r.object.files.clone()),
+            };
             let model = RulesetModel {
                 name: name.clone(),
                 hash,
-                files: Arc::new(r.object.files.clone()),
+                files,
                 rules,
             };
             self.last_good_rulesets.insert(name.clone(), model.clone());
@@ -447,7 +664,7 @@ impl ModelBuilder {
                 .filter(|t| !t.is_empty())
                 .unwrap_or_else(|| DEFAULT_TIER.to_string());
             let result = if tiers.contains_key(&tier) {
-                validate::check_policy(&name, &tier, &p.object.spec)
+                self.check_policy(&name, &tier, &p.object.spec)
             } else {
                 Err(validate::PolicyProblem::UnknownTier(tier.clone()))
             };
@@ -480,124 +697,247 @@ impl ModelBuilder {
             }
         }
         self.last_good_policies.retain(|n, _| names.contains(n));
+        self.policy_checks.retain(|n, _| names.contains(n));
         tiers.into_values().collect()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn service(
-        &self,
-        svc: &Sourced<Service>,
-        key: &ServiceKey,
-        slices: &SliceIndex<'_>,
-        settings: &Settings,
-        rulesets: &BTreeMap<String, RulesetModel>,
-        namespaces: &HashMap<String, BTreeMap<String, String>>,
-        pods_by_ns: &HashMap<&str, Vec<&Pod>>,
-    ) -> Result<Option<ServiceModel>, String> {
-        let annotations = svc.object.metadata.annotations.clone().unwrap_or_default();
-        let mode = match (
-            annotations.get(ANNOTATION_WAF),
-            annotations.get(ANNOTATION_CALICO_L7_LOGGING),
-        ) {
-            (Some(v), _) => WafMode::parse(v).ok_or_else(|| {
-                format!("annotation {ANNOTATION_WAF}: `{v}` is not On, DetectionOnly or Off")
-            })?,
-            (None, Some(v)) if v.trim() == "true" => settings.default_waf_mode,
-            _ => return Ok(None),
-        };
-        let ruleset = match annotations.get(ANNOTATION_RULESET).map(|s| s.trim()) {
-            Some(r) if !r.is_empty() => {
-                if !rulesets.contains_key(r) {
-                    return Err(format!(
-                        "annotation {ANNOTATION_RULESET}: ruleset `{r}` does not exist"
-                    ));
-                }
-                r.to_string()
+    /// [`validate::check_policy`], remembered until the policy changes.
+    fn check_policy(
+        &mut self,
+        name: &str,
+        tier: &str,
+        spec: &GlobalNetworkPolicySpec,
+    ) -> Result<palisade_alp::PolicySpec, validate::PolicyProblem> {
+        if let Some(c) = self.policy_checks.get(name) {
+            if c.tier == tier && c.spec == *spec {
+                return c.result.clone();
             }
-            _ => settings.default_ruleset.clone(),
-        };
-        let upstream = match annotations.get(ANNOTATION_UPSTREAM) {
-            Some(list) => Some(parse_upstreams(list)?),
-            None => None,
-        };
-        let hosts: Vec<String> = annotations
-            .get(ANNOTATION_HOSTS)
-            .map(|h| {
-                h.split(',')
-                    .map(|s| s.trim().to_ascii_lowercase())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for h in &hosts {
-            if !h
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-.:*[]".contains(&b))
-            {
+        }
+        let result = validate::check_policy(name, tier, spec);
+        self.policy_checks.insert(
+            name.to_string(),
+            PolicyCheck {
+                tier: tier.to_string(),
+                spec: spec.clone(),
+                result: result.clone(),
+            },
+        );
+        result
+    }
+}
+
+/// Builds one service's model (without its policies). Everything read here
+/// must be covered by [`service_fingerprint`].
+fn service(
+    svc: &Sourced<Service>,
+    key: &ServiceKey,
+    slices: &SliceIndex<'_>,
+    settings: &Settings,
+    rulesets: &BTreeMap<String, RulesetModel>,
+    namespaces: &HashMap<String, BTreeMap<String, String>>,
+    pods_by_ns: &HashMap<&str, Vec<&Pod>>,
+) -> Result<Option<ServiceModel>, String> {
+    let annotations = svc.object.metadata.annotations.clone().unwrap_or_default();
+    let mode = match (
+        annotations.get(ANNOTATION_WAF),
+        annotations.get(ANNOTATION_CALICO_L7_LOGGING),
+    ) {
+        (Some(v), _) => WafMode::parse(v).ok_or_else(|| {
+            format!("annotation {ANNOTATION_WAF}: `{v}` is not On, DetectionOnly or Off")
+        })?,
+        (None, Some(v)) if v.trim() == "true" => settings.default_waf_mode,
+        _ => return Ok(None),
+    };
+    let ruleset = match annotations.get(ANNOTATION_RULESET).map(|s| s.trim()) {
+        Some(r) if !r.is_empty() => {
+            if !rulesets.contains_key(r) {
                 return Err(format!(
-                    "annotation {ANNOTATION_HOSTS}: `{h}` is not a host name"
+                    "annotation {ANNOTATION_RULESET}: ruleset `{r}` does not exist"
                 ));
             }
+            r.to_string()
         }
-        let spec = svc.object.spec.clone().unwrap_or_default();
-        let selector = spec.selector.clone().unwrap_or_default();
-        let pod = pods_by_ns.get(key.namespace.as_str()).and_then(|pods| {
-            pods.iter()
-                .filter(|p| {
-                    !selector.is_empty()
-                        && selector.iter().all(|(k, v)| {
-                            p.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v)
-                        })
-                })
-                .min_by_key(|p| p.metadata.name.clone())
-        });
-        let mut labels = selector.clone();
-        if let Some(pod) = pod {
-            labels.extend(pod.metadata.labels.clone().unwrap_or_default());
+        _ => settings.default_ruleset.clone(),
+    };
+    let upstream = match annotations.get(ANNOTATION_UPSTREAM) {
+        Some(list) => Some(parse_upstreams(list)?),
+        None => None,
+    };
+    let hosts: Vec<String> = annotations
+        .get(ANNOTATION_HOSTS)
+        .map(|h| {
+            h.split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    for h in &hosts {
+        if !h
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:*[]".contains(&b))
+        {
+            return Err(format!(
+                "annotation {ANNOTATION_HOSTS}: `{h}` is not a host name"
+            ));
         }
-        let service_account = pod
-            .and_then(|p| p.spec.as_ref())
-            .and_then(|s| s.service_account_name.clone())
-            .unwrap_or_else(|| "default".to_string());
-
-        let mut ports = Vec::new();
-        for p in spec.ports.iter().flatten() {
-            let port =
-                u16::try_from(p.port).map_err(|_| format!("port {} is out of range", p.port))?;
-            let name = p.name.clone().unwrap_or_default();
-            let endpoints = match &upstream {
-                Some(list) => list.clone(),
-                None => slice_endpoints(slices, key, &name),
-            };
-            ports.push(PortModel {
-                name,
-                port,
-                endpoints,
-            });
-        }
-        if ports.is_empty() {
-            return Err("the Service has no ports".to_string());
-        }
-        Ok(Some(ServiceModel {
-            key: key.clone(),
-            mode,
-            ruleset,
-            labels,
-            namespace_labels: namespaces.get(&key.namespace).cloned().unwrap_or_default(),
-            service_account,
-            cluster_ips: spec
-                .cluster_ips
-                .clone()
-                .or_else(|| spec.cluster_ip.clone().map(|ip| vec![ip]))
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|ip| ip != "None" && !ip.is_empty())
-                .collect(),
-            ports,
-            hosts,
-            policies: Vec::new(),
-        }))
     }
+    let spec = svc.object.spec.clone().unwrap_or_default();
+    let selector = spec.selector.clone().unwrap_or_default();
+    let pod = pods_by_ns.get(key.namespace.as_str()).and_then(|pods| {
+        pods.iter()
+            .filter(|p| {
+                !selector.is_empty()
+                    && selector
+                        .iter()
+                        .all(|(k, v)| p.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
+            })
+            .min_by_key(|p| p.metadata.name.clone())
+    });
+    let mut labels = selector.clone();
+    if let Some(pod) = pod {
+        labels.extend(pod.metadata.labels.clone().unwrap_or_default());
+    }
+    let service_account = pod
+        .and_then(|p| p.spec.as_ref())
+        .and_then(|s| s.service_account_name.clone())
+        .unwrap_or_else(|| "default".to_string());
+
+    let mut ports = Vec::new();
+    for p in spec.ports.iter().flatten() {
+        let port = u16::try_from(p.port).map_err(|_| format!("port {} is out of range", p.port))?;
+        let name = p.name.clone().unwrap_or_default();
+        let endpoints = match &upstream {
+            Some(list) => list.clone(),
+            None => slice_endpoints(slices, key, &name),
+        };
+        ports.push(PortModel {
+            name,
+            port,
+            endpoints,
+        });
+    }
+    if ports.is_empty() {
+        return Err("the Service has no ports".to_string());
+    }
+    Ok(Some(ServiceModel {
+        key: key.clone(),
+        mode,
+        ruleset,
+        labels,
+        namespace_labels: namespaces.get(&key.namespace).cloned().unwrap_or_default(),
+        service_account,
+        cluster_ips: spec
+            .cluster_ips
+            .clone()
+            .or_else(|| spec.cluster_ip.clone().map(|ip| vec![ip]))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|ip| ip != "None" && !ip.is_empty())
+            .collect(),
+        ports,
+        hosts,
+        policies: Vec::new(),
+    }))
+}
+
+/// Whether a service's model depends on the pods of its namespace (it picks
+/// one by its selector).
+fn selects_pods(svc: &Service) -> bool {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .is_some_and(|s| !s.is_empty())
+}
+
+fn fingerprint_of<T: Hash + ?Sized>(value: &T) -> u64 {
+    let mut h = fingerprinter();
+    value.hash(&mut h);
+    h.finish()
+}
+
+/// Fingerprint of the pods of a namespace, as [`service`] reads them.
+fn pods_fingerprint(pods: &[&Pod]) -> u64 {
+    let mut h = fingerprinter();
+    pods.len().hash(&mut h);
+    for p in pods {
+        p.metadata.name.hash(&mut h);
+        p.metadata.labels.hash(&mut h);
+        p.spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.as_ref())
+            .hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Fingerprint of everything [`service`] builds a service from: the
+/// annotations and spec fields it reads, the service's EndpointSlices, its
+/// namespace's labels, its namespace's pods (when it has a selector), and
+/// the cluster defaults (`global`). Equal fingerprints mean the previous
+/// result can be reused.
+fn service_fingerprint(
+    svc: &Service,
+    key: &ServiceKey,
+    slices: &SliceIndex<'_>,
+    namespace: Option<u64>,
+    pods: Option<u64>,
+    global: u64,
+) -> u64 {
+    let mut h = fingerprinter();
+    global.hash(&mut h);
+    key.hash(&mut h);
+    namespace.hash(&mut h);
+    pods.hash(&mut h);
+    let annotations = svc.metadata.annotations.as_ref();
+    for a in [
+        ANNOTATION_WAF,
+        ANNOTATION_CALICO_L7_LOGGING,
+        ANNOTATION_RULESET,
+        ANNOTATION_UPSTREAM,
+        ANNOTATION_HOSTS,
+    ] {
+        annotations.and_then(|m| m.get(a)).hash(&mut h);
+    }
+    let spec = svc.spec.as_ref();
+    spec.and_then(|s| s.selector.as_ref()).hash(&mut h);
+    spec.and_then(|s| s.cluster_ips.as_ref()).hash(&mut h);
+    spec.and_then(|s| s.cluster_ip.as_ref()).hash(&mut h);
+    match spec.and_then(|s| s.ports.as_ref()) {
+        Some(ports) => {
+            ports.len().hash(&mut h);
+            for p in ports {
+                p.port.hash(&mut h);
+                p.name.hash(&mut h);
+            }
+        }
+        None => usize::MAX.hash(&mut h),
+    }
+    match slices.get(&(key.namespace.as_str(), key.name.as_str())) {
+        Some(list) => {
+            list.len().hash(&mut h);
+            for slice in list {
+                for p in slice.ports.iter().flatten() {
+                    p.name.hash(&mut h);
+                    p.port.hash(&mut h);
+                }
+                0xffu8.hash(&mut h);
+                for ep in slice.endpoints.iter().flatten() {
+                    ep.conditions.as_ref().and_then(|c| c.ready).hash(&mut h);
+                    ep.addresses.hash(&mut h);
+                }
+                0xfeu8.hash(&mut h);
+            }
+        }
+        None => usize::MAX.hash(&mut h),
+    }
+    h.finish()
+}
+
+/// SHA-1 of a value's JSON.
+fn json_digest<T: Serialize + ?Sized>(value: &T) -> [u8; 20] {
+    let json = serde_json::to_vec(value).unwrap_or_default();
+    Sha1::digest(&json).into()
 }
 
 fn service_key(svc: &Service) -> Option<ServiceKey> {
@@ -633,7 +973,7 @@ pub fn parse_upstreams(list: &str) -> Result<Vec<SocketAddr>, String> {
 }
 
 /// EndpointSlices by (namespace, service name).
-type SliceIndex<'a> = HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>;
+type SliceIndex<'a> = FastMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>;
 
 /// Ready endpoints of the service's slices for the service port named `port_name`.
 fn slice_endpoints(slices: &SliceIndex<'_>, key: &ServiceKey, port_name: &str) -> Vec<SocketAddr> {
@@ -705,11 +1045,21 @@ fn workloads(
     out
 }
 
-/// Content hash of a model (everything but the version and the problems).
-fn model_version(model: &Model) -> String {
-    let json = serde_json::to_vec(model).unwrap_or_default();
+/// Content hash of a model (everything but the version and the problems),
+/// from the hashes of its parts: settings, each service (kept with it),
+/// tiers (kept with the compiled policy set), rulesets and workloads.
+fn model_version(model: &Model, services: u128, tiers: &[u8; 20]) -> String {
     let mut h = Sha1::new();
-    h.update(&json);
+    let mut part = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    part(&json_digest(&model.settings));
+    part(&(model.services.len() as u64).to_le_bytes());
+    part(&services.to_le_bytes());
+    part(tiers);
+    part(&json_digest(&model.rulesets));
+    part(&json_digest(&model.workloads));
     hex::encode(h.finalize())[..16].to_string()
 }
 

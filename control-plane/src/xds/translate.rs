@@ -4,11 +4,23 @@
 //! router, per-route `context_extensions` naming the service, and one EDS
 //! cluster per service port.
 //!
+//! The [`Translator`] is incremental: it keeps, per service, the model it
+//! translated and what came out (clusters, ClusterLoadAssignments, encoded
+//! virtual hosts). A service whose model is the same (the model builder
+//! hands unchanged services over as the same `Arc`) is not looked at again;
+//! a changed one is re-translated, and each of its resources whose content
+//! hash did not change keeps its previous `Arc` and version, so delta
+//! streams get only what really changed. The route configuration is
+//! re-assembled from the cached virtual-host encodings only when a virtual
+//! host changed (not for an endpoint change), and its version is a hash of
+//! the virtual hosts' hashes. [`translate`] is the same thing from scratch.
+//!
 //! A transparent (TPROXY) mode would add per-service listeners with original
 //! destination matching; it would reuse the clusters and routes built here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use palisade_proto::envoy::extensions::filters::http::ext_authz::v3 as ext_authz;
@@ -22,9 +34,15 @@ use xds_api::pb::envoy::extensions::filters::http::router::v3 as router;
 use xds_api::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
 use xds_api::pb::google::protobuf;
 
-use super::{to_any, XdsResource, XdsSnapshot, CLUSTER, ENDPOINT, LISTENER, ROUTE};
+use prost::Message;
+use sha1::{Digest, Sha1};
+
+use super::{
+    to_any, ResourceMap, TypeSnapshot, XdsResource, XdsSnapshot, CLUSTER, ENDPOINT, LISTENER,
+    PUSH_ORDER, ROUTE,
+};
 use crate::k8s::WafMode;
-use crate::model::{Model, ServiceModel};
+use crate::model::{Model, ServiceKey, ServiceModel, Settings};
 
 /// The key in `context_extensions` naming the service (`namespace/name`); the
 /// enforcer reads it.
@@ -194,7 +212,7 @@ fn load_assignment(
     }
 }
 
-fn ext_authz_filter(model: &Model, cfg: &TranslateConfig) -> ext_authz::ExtAuthz {
+fn ext_authz_filter(settings: &Settings, cfg: &TranslateConfig) -> ext_authz::ExtAuthz {
     ext_authz::ExtAuthz {
         services: Some(ext_authz::ext_authz::Services::GrpcService(
             core::GrpcService {
@@ -208,20 +226,20 @@ fn ext_authz_filter(model: &Model, cfg: &TranslateConfig) -> ext_authz::ExtAuthz
                 ..Default::default()
             },
         )),
-        failure_mode_allow: model.settings.failure_mode_allow,
+        failure_mode_allow: settings.failure_mode_allow,
         with_request_body: Some(ext_authz::BufferSettings {
-            max_request_bytes: model.settings.body_limit_bytes,
+            max_request_bytes: settings.body_limit_bytes,
             allow_partial_message: true,
             pack_as_bytes: true,
         }),
         clear_route_cache: false,
         transport_api_version: core::ApiVersion::V3 as i32,
         stat_prefix: "palisade".to_string(),
-        failure_mode_allow_header_add: model.settings.failure_mode_allow,
+        failure_mode_allow_header_add: settings.failure_mode_allow,
     }
 }
 
-fn listener(model: &Model, cfg: &TranslateConfig) -> listener::Listener {
+fn listener(settings: &Settings, cfg: &TranslateConfig) -> listener::Listener {
     let manager = hcm::HttpConnectionManager {
         stat_prefix: "palisade".to_string(),
         codec_type: hcm::http_connection_manager::CodecType::Auto as i32,
@@ -236,7 +254,7 @@ fn listener(model: &Model, cfg: &TranslateConfig) -> listener::Listener {
                 name: EXT_AUTHZ_FILTER.to_string(),
                 config_type: Some(hcm::http_filter::ConfigType::TypedConfig(to_any(
                     EXT_AUTHZ_TYPE,
-                    &ext_authz_filter(model, cfg),
+                    &ext_authz_filter(settings, cfg),
                 ))),
                 ..Default::default()
             },
@@ -288,9 +306,28 @@ fn domains(svc: &ServiceModel, port: u16, first: bool) -> Vec<String> {
     out
 }
 
-fn per_route(model: &Model, svc: &ServiceModel) -> ext_authz::ExtAuthzPerRoute {
-    let inspect =
-        model.settings.alp_enabled || (model.settings.waf_enabled && svc.mode != WafMode::Off);
+/// Whether a service's requests go through ext_authz: the settings this
+/// depends on are the translation's "inspect key".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct InspectKey {
+    alp_enabled: bool,
+    waf_enabled: bool,
+}
+
+impl InspectKey {
+    fn of(settings: &Settings) -> InspectKey {
+        InspectKey {
+            alp_enabled: settings.alp_enabled,
+            waf_enabled: settings.waf_enabled,
+        }
+    }
+
+    fn inspects(self, svc: &ServiceModel) -> bool {
+        self.alp_enabled || (self.waf_enabled && svc.mode != WafMode::Off)
+    }
+}
+
+fn per_route(inspect: bool, svc: &ServiceModel) -> ext_authz::ExtAuthzPerRoute {
     let settings = if inspect {
         ext_authz::ext_authz_per_route::Override::CheckSettings(ext_authz::CheckSettings {
             context_extensions: [(CONTEXT_SERVICE_KEY.to_string(), svc.key.to_string())]
@@ -306,86 +343,453 @@ fn per_route(model: &Model, svc: &ServiceModel) -> ext_authz::ExtAuthzPerRoute {
     }
 }
 
-fn route_configuration(model: &Model) -> route::RouteConfiguration {
-    let mut virtual_hosts = Vec::new();
-    let mut used = std::collections::HashSet::new();
-    for svc in model.services.values() {
-        let per_route = to_any(EXT_AUTHZ_PER_ROUTE_TYPE, &per_route(model, svc));
-        for (i, port) in svc.ports.iter().enumerate() {
-            // Domains must be unique across virtual hosts; a duplicate (two
-            // services claiming one extra host) keeps its first owner.
-            let domains: Vec<String> = domains(svc, port.port, i == 0)
-                .into_iter()
-                .filter(|d| used.insert(d.clone()))
-                .collect();
-            if domains.is_empty() {
-                continue;
-            }
-            virtual_hosts.push(route::VirtualHost {
-                name: format!("{}:{}", svc.key, port.port),
-                domains,
-                routes: vec![route::Route {
-                    name: svc.key.to_string(),
-                    r#match: Some(route::RouteMatch {
-                        path_specifier: Some(route::route_match::PathSpecifier::Prefix("/".into())),
-                        ..Default::default()
-                    }),
-                    action: Some(route::route::Action::Route(route::RouteAction {
-                        cluster_specifier: Some(route::route_action::ClusterSpecifier::Cluster(
-                            cluster_name(svc, port.port),
-                        )),
-                        ..Default::default()
-                    })),
-                    typed_per_filter_config: [(EXT_AUTHZ_FILTER.to_string(), per_route.clone())]
-                        .into_iter()
-                        .collect(),
-                    ..Default::default()
-                }],
+fn virtual_host(
+    svc: &ServiceModel,
+    port: u16,
+    domains: Vec<String>,
+    per_route: &protobuf::Any,
+) -> route::VirtualHost {
+    route::VirtualHost {
+        name: format!("{}:{}", svc.key, port),
+        domains,
+        routes: vec![route::Route {
+            name: svc.key.to_string(),
+            r#match: Some(route::RouteMatch {
+                path_specifier: Some(route::route_match::PathSpecifier::Prefix("/".into())),
                 ..Default::default()
-            });
-        }
-    }
-    route::RouteConfiguration {
-        name: ROUTE_CONFIG_NAME.to_string(),
-        virtual_hosts,
+            }),
+            action: Some(route::route::Action::Route(route::RouteAction {
+                cluster_specifier: Some(route::route_action::ClusterSpecifier::Cluster(
+                    cluster_name(svc, port),
+                )),
+                ..Default::default()
+            })),
+            typed_per_filter_config: [(EXT_AUTHZ_FILTER.to_string(), per_route.clone())]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        }],
         ..Default::default()
     }
 }
 
-/// Builds every resource for the model.
-pub fn translate(model: &Model, cfg: &TranslateConfig) -> XdsSnapshot {
-    let mut clusters = BTreeMap::new();
-    let mut endpoints = BTreeMap::new();
-    let enforcer = enforcer_cluster(cfg);
-    clusters.insert(
-        ENFORCER_CLUSTER.to_string(),
-        XdsResource::new(to_any(CLUSTER, &enforcer)),
+/// One virtual host of a service port, encoded, with what it takes to
+/// re-encode it when another service already claims one of its domains.
+#[derive(Debug, PartialEq)]
+struct VirtualHostPart {
+    port: u16,
+    domains: Vec<String>,
+    encoded: Vec<u8>,
+    hash: [u8; 20],
+}
+
+/// What one service translated to.
+#[derive(Debug)]
+struct Translated {
+    model: Arc<ServiceModel>,
+    /// Cluster and ClusterLoadAssignment per cluster name (a repeated port
+    /// number yields one cluster; the last port wins, as in a map).
+    clusters: BTreeMap<Arc<str>, (Arc<XdsResource>, Arc<XdsResource>)>,
+    vhosts: Vec<VirtualHostPart>,
+}
+
+fn sha1(bytes: &[u8]) -> [u8; 20] {
+    Sha1::digest(bytes).into()
+}
+
+fn translate_service(svc: &Arc<ServiceModel>, inspect: InspectKey) -> Translated {
+    let per_route = to_any(
+        EXT_AUTHZ_PER_ROUTE_TYPE,
+        &per_route(inspect.inspects(svc), svc),
     );
-    for svc in model.services.values() {
-        for port in &svc.ports {
-            let name = cluster_name(svc, port.port);
-            clusters.insert(
-                name.clone(),
-                XdsResource::new(to_any(CLUSTER, &service_cluster(&name))),
-            );
-            endpoints.insert(
-                name.clone(),
-                XdsResource::new(to_any(ENDPOINT, &load_assignment(&name, &port.endpoints))),
-            );
+    let mut clusters = BTreeMap::new();
+    let mut vhosts = Vec::new();
+    for (i, port) in svc.ports.iter().enumerate() {
+        let name = cluster_name(svc, port.port);
+        let cluster = XdsResource::new(to_any(CLUSTER, &service_cluster(&name)));
+        let endpoints =
+            XdsResource::new(to_any(ENDPOINT, &load_assignment(&name, &port.endpoints)));
+        clusters.insert(Arc::from(name), (Arc::new(cluster), Arc::new(endpoints)));
+        let domains = domains(svc, port.port, i == 0);
+        let encoded = virtual_host(svc, port.port, domains.clone(), &per_route).encode_to_vec();
+        vhosts.push(VirtualHostPart {
+            port: port.port,
+            hash: sha1(&encoded),
+            domains,
+            encoded,
+        });
+    }
+    Translated {
+        model: Arc::clone(svc),
+        clusters,
+        vhosts,
+    }
+}
+
+/// Changes to one resource map, applied on a copy of the previous map.
+#[derive(Debug, Default)]
+struct MapChanges {
+    set: Vec<(Arc<str>, Arc<XdsResource>)>,
+    remove: Vec<Arc<str>>,
+}
+
+impl MapChanges {
+    fn apply(self, map: &mut Arc<ResourceMap>) {
+        if self.set.is_empty() && self.remove.is_empty() {
+            return;
+        }
+        let mut next = (**map).clone();
+        for n in self.remove {
+            next.remove(&n);
+        }
+        for (n, r) in self.set {
+            next.insert(n, r);
+        }
+        *map = Arc::new(next);
+    }
+}
+
+/// Turns models into snapshots, re-translating only what changed since the
+/// previous model (see the module docs).
+#[derive(Debug)]
+pub struct Translator {
+    cfg: TranslateConfig,
+    inspect: Option<InspectKey>,
+    services: BTreeMap<ServiceKey, Translated>,
+    clusters: Arc<ResourceMap>,
+    endpoints: Arc<ResourceMap>,
+    listener: Option<Arc<XdsResource>>,
+    routes: Option<Arc<XdsResource>>,
+    previous: Option<XdsSnapshot>,
+}
+
+impl Translator {
+    /// A translator with empty caches.
+    pub fn new(cfg: TranslateConfig) -> Translator {
+        let enforcer = XdsResource::new(to_any(CLUSTER, &enforcer_cluster(&cfg)));
+        let clusters = ResourceMap::from([(Arc::from(ENFORCER_CLUSTER), Arc::new(enforcer))]);
+        Translator {
+            cfg,
+            inspect: None,
+            services: BTreeMap::new(),
+            clusters: Arc::new(clusters),
+            endpoints: Arc::default(),
+            listener: None,
+            routes: None,
+            previous: None,
         }
     }
-    let listeners = BTreeMap::from([(
-        LISTENER_NAME.to_string(),
-        XdsResource::new(to_any(LISTENER, &listener(model, cfg))),
-    )]);
-    let routes = BTreeMap::from([(
-        ROUTE_CONFIG_NAME.to_string(),
-        XdsResource::new(to_any(ROUTE, &route_configuration(model))),
-    )]);
-    XdsSnapshot::from_resources([
-        (CLUSTER.to_string(), clusters),
-        (ENDPOINT.to_string(), endpoints),
-        (LISTENER.to_string(), listeners),
-        (ROUTE.to_string(), routes),
-    ])
+
+    /// The snapshot for `model`, with its differences from the previous
+    /// snapshot this translator made recorded in [`XdsSnapshot::deltas`].
+    pub fn translate(&mut self, model: &Model) -> XdsSnapshot {
+        let inspect = InspectKey::of(&model.settings);
+        let mut routes_dirty = self.routes.is_none();
+        if self.inspect != Some(inspect) {
+            // Every route's ext_authz override may change.
+            self.inspect = Some(inspect);
+            routes_dirty = true;
+            for t in self.services.values_mut() {
+                *t = translate_service(&t.model, inspect);
+            }
+        }
+        let mut clusters = MapChanges::default();
+        let mut endpoints = MapChanges::default();
+
+        // Walk the model and the cache together (both sorted by key).
+        let mut replaced: Vec<(ServiceKey, Translated)> = Vec::new();
+        let mut gone: Vec<ServiceKey> = Vec::new();
+        {
+            let mut cached = self.services.iter_mut().peekable();
+            for (key, svc) in &model.services {
+                // Cached services before this key are gone from the model.
+                while let Some((k, _)) = cached.peek() {
+                    if *k < key {
+                        if let Some((k, _)) = cached.next() {
+                            gone.push(k.clone());
+                        }
+                    } else {
+                        break;
+                    }
+                }
+                let old = match cached.peek() {
+                    Some((k, _)) if *k == key => cached.next().map(|(_, t)| t),
+                    _ => None,
+                };
+                match old {
+                    Some(t) if Arc::ptr_eq(&t.model, svc) => {}
+                    Some(t) if *t.model == **svc => t.model = Arc::clone(svc),
+                    old => {
+                        let old: Option<&Translated> = old.map(|t| &*t);
+                        let mut new = translate_service(svc, inspect);
+                        let old_clusters = old.map(|t| &t.clusters);
+                        for (name, (c, e)) in new.clusters.iter_mut() {
+                            let before = old_clusters.and_then(|o| o.get(name));
+                            match before {
+                                Some((oc, _)) if oc.version == c.version => *c = Arc::clone(oc),
+                                _ => clusters.set.push((Arc::clone(name), Arc::clone(c))),
+                            }
+                            match before {
+                                Some((_, oe)) if oe.version == e.version => *e = Arc::clone(oe),
+                                _ => endpoints.set.push((Arc::clone(name), Arc::clone(e))),
+                            }
+                        }
+                        for name in old_clusters.into_iter().flat_map(|o| o.keys()) {
+                            if !new.clusters.contains_key(name) {
+                                clusters.remove.push(Arc::clone(name));
+                                endpoints.remove.push(Arc::clone(name));
+                            }
+                        }
+                        if old.map(|t| &t.vhosts) != Some(&new.vhosts) {
+                            routes_dirty = true;
+                        }
+                        replaced.push((key.clone(), new));
+                    }
+                }
+            }
+            gone.extend(cached.map(|(k, _)| k.clone()));
+        }
+        for key in gone {
+            if let Some(t) = self.services.remove(&key) {
+                routes_dirty = true;
+                for name in t.clusters.keys() {
+                    clusters.remove.push(Arc::clone(name));
+                    endpoints.remove.push(Arc::clone(name));
+                }
+            }
+        }
+        for (key, t) in replaced {
+            self.services.insert(key, t);
+        }
+        // Removals first, so a name moving between services is kept.
+        clusters.apply(&mut self.clusters);
+        endpoints.apply(&mut self.endpoints);
+
+        let listener = XdsResource::new(to_any(LISTENER, &listener(&model.settings, &self.cfg)));
+        if self.listener.as_ref().map(|l| &l.version) != Some(&listener.version) {
+            self.listener = Some(Arc::new(listener));
+        }
+        if routes_dirty {
+            self.routes = Some(Arc::new(self.route_configuration()));
+        }
+
+        let mut types = std::collections::BTreeMap::new();
+        let previous = self.previous.take();
+        let maps: [(&str, Arc<ResourceMap>); 4] = [
+            (CLUSTER, Arc::clone(&self.clusters)),
+            (ENDPOINT, Arc::clone(&self.endpoints)),
+            (
+                LISTENER,
+                Arc::new(single(LISTENER_NAME, self.listener.as_ref())),
+            ),
+            (
+                ROUTE,
+                Arc::new(single(ROUTE_CONFIG_NAME, self.routes.as_ref())),
+            ),
+        ];
+        for (type_url, map) in maps {
+            let before = previous.as_ref().and_then(|p| p.types.get(type_url));
+            let ts = match before {
+                Some(b) if Arc::ptr_eq(&b.resources, &map) || same_single(&b.resources, &map) => {
+                    b.clone()
+                }
+                _ => TypeSnapshot::new(map),
+            };
+            types.insert(type_url.to_string(), ts);
+        }
+        let mut snapshot = XdsSnapshot {
+            types,
+            deltas: BTreeMap::new(),
+        };
+        if let Some(p) = &previous {
+            snapshot = snapshot.with_delta_from(p);
+        }
+        debug_assert!(PUSH_ORDER.iter().all(|t| snapshot.types.contains_key(*t)));
+        self.previous = Some(XdsSnapshot {
+            types: snapshot.types.clone(),
+            deltas: BTreeMap::new(),
+        });
+        snapshot
+    }
+
+    /// The route configuration from the cached virtual hosts, in service key
+    /// order; a domain already claimed by an earlier virtual host (two
+    /// services naming the same extra host) stays with its first owner.
+    fn route_configuration(&self) -> XdsResource {
+        let total: usize = self
+            .services
+            .values()
+            .flat_map(|t| &t.vhosts)
+            .map(|v| v.encoded.len() + 8)
+            .sum();
+        let count: usize = self
+            .services
+            .values()
+            .flat_map(|t| &t.vhosts)
+            .map(|v| v.domains.len())
+            .sum();
+        let mut used: HashSet<&str> = HashSet::with_capacity(count);
+        let mut body = Vec::with_capacity(total + ROUTE_CONFIG_NAME.len() + 8);
+        let mut version = Sha1::new();
+        version.update(ROUTE_CONFIG_NAME.as_bytes());
+        // RouteConfiguration: name (1), virtual_hosts (2).
+        put_field(&mut body, 1, ROUTE_CONFIG_NAME.as_bytes());
+        for t in self.services.values() {
+            for v in &t.vhosts {
+                let mut kept = Vec::new();
+                let mut all = true;
+                for d in &v.domains {
+                    if used.insert(d) {
+                        kept.push(d.clone());
+                    } else {
+                        all = false;
+                    }
+                }
+                if all {
+                    put_field(&mut body, 2, &v.encoded);
+                    version.update(v.hash);
+                } else if !kept.is_empty() {
+                    let per_route = to_any(
+                        EXT_AUTHZ_PER_ROUTE_TYPE,
+                        &per_route(self.inspect.is_some_and(|i| i.inspects(&t.model)), &t.model),
+                    );
+                    let encoded = virtual_host(&t.model, v.port, kept, &per_route).encode_to_vec();
+                    put_field(&mut body, 2, &encoded);
+                    version.update(sha1(&encoded));
+                }
+            }
+        }
+        let version = hex::encode(version.finalize())[..16].to_string();
+        XdsResource::with_version(
+            version,
+            protobuf::Any {
+                type_url: ROUTE.to_string(),
+                value: body,
+            },
+        )
+    }
+}
+
+fn put_field(buf: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    prost::encoding::encode_key(
+        u32::from(tag),
+        prost::encoding::WireType::LengthDelimited,
+        buf,
+    );
+    prost::encoding::encode_varint(bytes.len() as u64, buf);
+    buf.extend_from_slice(bytes);
+}
+
+fn single(name: &str, r: Option<&Arc<XdsResource>>) -> ResourceMap {
+    r.map(|r| (Arc::from(name), Arc::clone(r)))
+        .into_iter()
+        .collect()
+}
+
+/// Two one-resource maps holding the same resource.
+fn same_single(a: &ResourceMap, b: &ResourceMap) -> bool {
+    a.len() == 1
+        && b.len() == 1
+        && a.iter()
+            .zip(b.iter())
+            .all(|((na, ra), (nb, rb))| na == nb && Arc::ptr_eq(ra, rb))
+}
+
+/// Builds every resource for the model from scratch.
+pub fn translate(model: &Model, cfg: &TranslateConfig) -> XdsSnapshot {
+    Translator::new(cfg.clone()).translate(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PortModel, ServiceModel};
+    use xds_api::pb::envoy::config::route::v3::RouteConfiguration;
+
+    fn service(ns: &str, name: &str, hosts: &[&str], last_octet: u8) -> ServiceModel {
+        ServiceModel {
+            key: ServiceKey {
+                namespace: ns.into(),
+                name: name.into(),
+            },
+            mode: WafMode::On,
+            ruleset: "baseline".into(),
+            labels: BTreeMap::new(),
+            namespace_labels: BTreeMap::new(),
+            service_account: "default".into(),
+            cluster_ips: Vec::new(),
+            ports: vec![PortModel {
+                name: "http".into(),
+                port: 80,
+                endpoints: vec![format!("10.0.0.{last_octet}:8080").parse().unwrap()],
+            }],
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            policies: Vec::new(),
+        }
+    }
+
+    fn model(services: Vec<ServiceModel>) -> Model {
+        Model {
+            services: services
+                .into_iter()
+                .map(|s| (s.key.clone(), Arc::new(s)))
+                .collect(),
+            ..Model::default()
+        }
+    }
+
+    #[test]
+    fn route_configuration_matches_prost_and_dedups_domains() {
+        let m = model(vec![
+            service("a", "one", &["shared.example"], 1),
+            service("b", "two", &["shared.example", "own.example"], 2),
+        ]);
+        let s = translate(&m, &TranslateConfig::default());
+        let r = &s.types[ROUTE].resources[ROUTE_CONFIG_NAME];
+        let rc = RouteConfiguration::decode(r.body.value.as_slice()).unwrap();
+        assert_eq!(rc.virtual_hosts.len(), 2);
+        assert!(rc.virtual_hosts[0]
+            .domains
+            .contains(&"shared.example".to_string()));
+        assert!(!rc.virtual_hosts[1]
+            .domains
+            .contains(&"shared.example".to_string()));
+        assert!(rc.virtual_hosts[1]
+            .domains
+            .contains(&"own.example".to_string()));
+        // The assembled bytes are what prost writes for the decoded message.
+        assert_eq!(rc.encode_to_vec(), r.body.value);
+    }
+
+    #[test]
+    fn endpoint_change_touches_one_resource() {
+        let cfg = TranslateConfig::default();
+        let mut t = Translator::new(cfg.clone());
+        let a = t.translate(&model(vec![
+            service("n", "a", &[], 1),
+            service("n", "b", &[], 2),
+        ]));
+        let b = t.translate(&model(vec![
+            service("n", "a", &[], 9),
+            service("n", "b", &[], 2),
+        ]));
+        assert_eq!(b.deltas[ENDPOINT].changed.len(), 1);
+        assert_eq!(&*b.deltas[ENDPOINT].changed[0], "n/a:80");
+        for type_url in [CLUSTER, LISTENER, ROUTE] {
+            assert_eq!(a.types[type_url].version, b.types[type_url].version);
+            assert!(b.deltas[type_url].changed.is_empty());
+        }
+        // Unchanged resources keep their version and allocation.
+        let (ra, rb) = (
+            &a.types[ENDPOINT].resources["n/b:80"],
+            &b.types[ENDPOINT].resources["n/b:80"],
+        );
+        assert!(Arc::ptr_eq(ra, rb));
+        // Same as a translation from scratch.
+        let full = translate(
+            &model(vec![service("n", "a", &[], 9), service("n", "b", &[], 2)]),
+            &cfg,
+        );
+        assert!(full.same_versions(&b));
+    }
 }
