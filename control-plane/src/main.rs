@@ -10,7 +10,7 @@ use palisade_control_plane::alerts::kube_status::AlertStatusWriter;
 use palisade_control_plane::leader::{LeaseConfig, DEFAULT_LEASE_NAME};
 use palisade_control_plane::run::{self, RunConfig, SourceConfig};
 use palisade_control_plane::source::directory::DirectoryConfig;
-use palisade_control_plane::tls::TlsFiles;
+use palisade_control_plane::tls::{self, Role, TlsFiles};
 use palisade_control_plane::xds::translate::TranslateConfig;
 
 /// Palisade's control plane: reads a policies directory (standalone) or the
@@ -153,11 +153,12 @@ fn main() -> ExitCode {
         return ExitCode::from(64);
     }
     let tls = TlsFiles::from_options(
+        Role::Server,
         args.tls_cert.as_deref(),
         args.tls_key.as_deref(),
         args.tls_client_ca.as_deref(),
     )
-    .and_then(|files| files.map(|f| f.server_config()).transpose());
+    .and_then(|files| files.map(|f| tls::server_config(&f)).transpose());
     let tls = match tls {
         Ok(tls) => tls,
         Err(e) => {

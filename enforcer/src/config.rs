@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 
 use crate::events::EventOutput;
-use crate::tls::{ClientTls, TlsError, TlsFiles};
+use crate::tls::{ClientTls, Role, TlsError, TlsFiles};
 
 /// Where the control plane's policy-sync service listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,13 +207,14 @@ impl TryFrom<Args> for Config {
             ),
         };
         let tls = TlsFiles::from_options(
+            Role::Client,
             args.tls_cert.as_deref(),
             args.tls_key.as_deref(),
             args.tls_ca.as_deref(),
         )?;
         let control_plane = match (args.control_plane, tls) {
             (Some(ControlPlaneAddr::Https { uri, .. }), Some(files)) => {
-                let tls = files.load(&uri)?;
+                let tls = ClientTls::load(files, &uri)?;
                 Some(ControlPlaneAddr::Https {
                     uri,
                     tls: Some(tls),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use palisade_control_plane::run::{self, RunConfig, SourceConfig};
 use palisade_control_plane::source::directory::DirectoryConfig;
-use palisade_control_plane::tls::TlsFiles as ServerTlsFiles;
+use palisade_control_plane::tls::{server_config, Role, TlsFiles};
 use palisade_control_plane::xds::translate::TranslateConfig;
 use palisade_enforcer::config::{Args, Config};
 
@@ -120,12 +120,12 @@ async fn enforcer_syncs_policy_over_mtls() {
     pki(dir.path());
     let policies = dir.path().join("policies");
     policies_copy(&policies);
-    let tls = ServerTlsFiles {
+    let tls = server_config(&TlsFiles {
+        role: Role::Server,
         cert: dir.path().join("server.crt"),
         key: dir.path().join("server.key"),
-        client_ca: dir.path().join("ca.crt"),
-    }
-    .server_config()
+        ca: dir.path().join("ca.crt"),
+    })
     .expect("server TLS");
     let mut source = DirectoryConfig::new(&policies);
     source.poll_interval = Duration::from_millis(50);

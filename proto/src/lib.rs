@@ -6,6 +6,8 @@
 
 #![allow(missing_docs, missing_debug_implementations, clippy::all)]
 
+pub mod tls;
+
 /// `palisade.sync.v1`: policy sync.
 pub mod sync {
     /// Version 1.

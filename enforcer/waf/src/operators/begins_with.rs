@@ -1,6 +1,6 @@
 //! `@beginsWith`: case-sensitive prefix test.
 
-use super::argument::StringArg;
+use super::argument::{Empty, Record, StringArg};
 use super::{Operator, OperatorContext, RequiredLiterals};
 
 /// `@beginsWith TEXT`: matches when the input starts with `TEXT`.
@@ -24,41 +24,12 @@ impl BeginsWith {
 
 impl Operator for BeginsWith {
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
-        input.starts_with(&self.arg.resolve(cx))
+        let starts = |input: &[u8], prefix: &[u8]| input.starts_with(prefix);
+        self.arg
+            .evaluate(cx, input, Empty::Compare, Record::Nothing, starts)
     }
 
     fn required_literals(&self) -> Option<RequiredLiterals> {
-        let lit = self.arg.literal().filter(|l| !l.is_empty())?;
-        Some(RequiredLiterals {
-            literals: vec![lit.to_vec()],
-            case_insensitive: false,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::argument::test_support::FakeCx;
-    use super::*;
-
-    #[test]
-    fn table() {
-        for (input, argument, want) in [
-            ("GET / HTTP/1.1", "GET /", true),
-            ("get / HTTP/1.1", "GET /", false),
-            ("GET", "GET /", false),
-            ("", "", true),
-            ("abc", "", true),
-            ("example.com:80", "%{tx.host}", true),
-            ("www.example.com", "%{tx.host}", false),
-        ] {
-            let mut cx = FakeCx::default().with_var("tx.host", "example.com");
-            let op = BeginsWith::new(argument);
-            assert_eq!(
-                op.evaluate(&mut cx, input.as_bytes()),
-                want,
-                "{input:?} {argument:?}"
-            );
-        }
+        self.arg.required_literals()
     }
 }

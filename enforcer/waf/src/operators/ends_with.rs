@@ -1,6 +1,6 @@
 //! `@endsWith`: case-sensitive suffix test.
 
-use super::argument::StringArg;
+use super::argument::{Empty, Record, StringArg};
 use super::{Operator, OperatorContext, RequiredLiterals};
 
 /// `@endsWith TEXT`: matches when the input ends with `TEXT`.
@@ -24,41 +24,12 @@ impl EndsWith {
 
 impl Operator for EndsWith {
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
-        input.ends_with(&self.arg.resolve(cx))
+        let ends = |input: &[u8], suffix: &[u8]| input.ends_with(suffix);
+        self.arg
+            .evaluate(cx, input, Empty::Compare, Record::Nothing, ends)
     }
 
     fn required_literals(&self) -> Option<RequiredLiterals> {
-        let lit = self.arg.literal().filter(|l| !l.is_empty())?;
-        Some(RequiredLiterals {
-            literals: vec![lit.to_vec()],
-            case_insensitive: false,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::argument::test_support::FakeCx;
-    use super::*;
-
-    #[test]
-    fn table() {
-        for (input, argument, want) in [
-            ("/doc.pdf", ".pdf", true),
-            ("/doc.PDF", ".pdf", false),
-            ("pdf", ".pdf", false),
-            ("", "", true),
-            ("x", "", true),
-            ("a.example.com", ".%{request_headers.host}", true),
-            ("aexample.com", ".%{request_headers.host}", false),
-        ] {
-            let mut cx = FakeCx::default().with_var("request_headers.host", "example.com");
-            let op = EndsWith::new(argument);
-            assert_eq!(
-                op.evaluate(&mut cx, input.as_bytes()),
-                want,
-                "{input:?} {argument:?}"
-            );
-        }
+        self.arg.required_literals()
     }
 }

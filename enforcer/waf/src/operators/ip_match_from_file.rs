@@ -1,6 +1,7 @@
 //! `@ipMatchFromFile` (alias `@ipMatchF`): `@ipMatch` with the networks
 //! listed in data files.
 
+use super::argument::for_each_data_file;
 use super::ip_match::IpSet;
 use super::{Operator, OperatorContext, OperatorEnv, OperatorError};
 
@@ -25,22 +26,7 @@ impl IpMatchFromFile {
     /// Reads and parses the data files.
     pub fn new(argument: &str, env: &OperatorEnv<'_>) -> Result<IpMatchFromFile, OperatorError> {
         let mut set = IpSet::default();
-        let mut files = argument.split_ascii_whitespace().peekable();
-        if files.peek().is_none() {
-            return Err(OperatorError::invalid(NAME, "no data file named"));
-        }
-        for file in files {
-            if file.starts_with("https://") || file.starts_with("http://") {
-                return Err(OperatorError::invalid(
-                    NAME,
-                    format!("remote data files are not supported: {file}"),
-                ));
-            }
-            let data = (env.read_data_file)(file).map_err(|source| OperatorError::DataFile {
-                operator: NAME.to_owned(),
-                file: file.to_owned(),
-                source,
-            })?;
+        for_each_data_file(NAME, argument, env, |file, data| {
             for (number, line) in data.split(|&b| b == b'\n').enumerate() {
                 let line = match memchr::memchr(b'#', line) {
                     Some(at) => &line[..at],
@@ -53,7 +39,8 @@ impl IpMatchFromFile {
                     })?;
                 }
             }
-        }
+            Ok(())
+        })?;
         Ok(IpMatchFromFile { set })
     }
 
@@ -75,30 +62,19 @@ impl Operator for IpMatchFromFile {
 
 #[cfg(test)]
 mod tests {
-    use std::io;
-
-    use super::super::argument::test_support::FakeCx;
-    use super::super::RegexCache;
+    use super::super::argument::test_support::{with_data_files, FakeCx};
     use super::*;
 
-    fn files(name: &str) -> io::Result<Vec<u8>> {
-        match name {
-            "a.txt" => Ok(
-                b"# blocked\n10.0.0.0/8\n\n  192.168.0.1  # one host\r\n2001:db8::/32\n".to_vec(),
-            ),
-            "b.txt" => Ok(b"1.1.1.1,8.8.8.8\n".to_vec()),
-            "bad.txt" => Ok(b"10.0.0.0/8\nnope\n".to_vec()),
-            _ => Err(io::Error::new(io::ErrorKind::NotFound, "no such file")),
-        }
-    }
-
     fn build(argument: &str) -> Result<IpMatchFromFile, OperatorError> {
-        let cache = RegexCache::new();
-        let env = OperatorEnv {
-            read_data_file: &files,
-            regexes: &cache,
-        };
-        IpMatchFromFile::new(argument, &env)
+        let files: &[(&str, &[u8])] = &[
+            (
+                "a.txt",
+                b"# blocked\n10.0.0.0/8\n\n  192.168.0.1  # one host\r\n2001:db8::/32\n",
+            ),
+            ("b.txt", b"1.1.1.1,8.8.8.8\n"),
+            ("bad.txt", b"10.0.0.0/8\nnope\n"),
+        ];
+        with_data_files(files, |env| IpMatchFromFile::new(argument, env))
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `@pmFromFile` (alias `@pmf`): `@pm` with phrases read from data files.
 
+use super::argument::for_each_data_file;
 use super::pm::PhraseSet;
 use super::{Operator, OperatorContext, OperatorEnv, OperatorError, RequiredLiterals};
 
@@ -40,24 +41,10 @@ impl PmFromFile {
     /// Reads the data files and builds the automaton.
     pub fn new(argument: &str, env: &OperatorEnv<'_>) -> Result<PmFromFile, OperatorError> {
         let mut list = Vec::new();
-        let mut files = argument.split_ascii_whitespace().peekable();
-        if files.peek().is_none() {
-            return Err(OperatorError::invalid(NAME, "no data file named"));
-        }
-        for file in files {
-            if file.starts_with("https://") || file.starts_with("http://") {
-                return Err(OperatorError::invalid(
-                    NAME,
-                    format!("remote data files are not supported: {file}"),
-                ));
-            }
-            let data = (env.read_data_file)(file).map_err(|source| OperatorError::DataFile {
-                operator: NAME.to_owned(),
-                file: file.to_owned(),
-                source,
-            })?;
-            list.extend(phrases(&data).map(<[u8]>::to_vec));
-        }
+        for_each_data_file(NAME, argument, env, |_, data| {
+            list.extend(phrases(data).map(<[u8]>::to_vec));
+            Ok(())
+        })?;
         Ok(PmFromFile {
             set: PhraseSet::new(NAME, list)?,
         })
@@ -86,27 +73,18 @@ impl Operator for PmFromFile {
 
 #[cfg(test)]
 mod tests {
-    use std::io;
-
-    use super::super::argument::test_support::FakeCx;
-    use super::super::RegexCache;
+    use super::super::argument::test_support::{with_data_files, FakeCx};
     use super::*;
 
-    fn files(name: &str) -> io::Result<Vec<u8>> {
-        match name {
-            "a.data" => Ok(b"# comment\n\n.htaccess\r\n  # indented comment\n in query expression\nweb.config\n".to_vec()),
-            "b.data" => Ok(b"/etc/passwd".to_vec()),
-            _ => Err(io::Error::new(io::ErrorKind::NotFound, "no such file")),
-        }
-    }
-
     fn build(argument: &str) -> Result<PmFromFile, OperatorError> {
-        let cache = RegexCache::new();
-        let env = OperatorEnv {
-            read_data_file: &files,
-            regexes: &cache,
-        };
-        PmFromFile::new(argument, &env)
+        let files: &[(&str, &[u8])] = &[
+            (
+                "a.data",
+                b"# comment\n\n.htaccess\r\n  # indented comment\n in query expression\nweb.config\n",
+            ),
+            ("b.data", b"/etc/passwd"),
+        ];
+        with_data_files(files, |env| PmFromFile::new(argument, env))
     }
 
     #[test]

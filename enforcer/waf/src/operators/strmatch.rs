@@ -1,8 +1,6 @@
 //! `@strmatch`: case-sensitive substring search.
 
-use memchr::memmem;
-
-use super::argument::StringArg;
+use super::argument::{Needle, Record};
 use super::{Operator, OperatorContext, RequiredLiterals};
 
 /// `@strmatch TEXT`: matches when `TEXT` occurs anywhere in the input.
@@ -13,62 +11,24 @@ use super::{Operator, OperatorContext, RequiredLiterals};
 /// input. A literal argument gets a prebuilt substring searcher.
 #[derive(Debug)]
 pub struct StrMatch {
-    arg: StringArg,
-    finder: Option<memmem::Finder<'static>>,
+    needle: Needle,
 }
 
 impl StrMatch {
     /// Builds the operator.
     pub fn new(argument: &str) -> StrMatch {
-        let arg = StringArg::parse(argument);
-        let finder = arg
-            .literal()
-            .map(|lit| memmem::Finder::new(lit).into_owned());
-        StrMatch { arg, finder }
+        StrMatch {
+            needle: Needle::parse(argument),
+        }
     }
 }
 
 impl Operator for StrMatch {
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
-        match &self.finder {
-            Some(finder) => finder.find(input).is_some(),
-            None => crate::search::find(input, &self.arg.resolve(cx)).is_some(),
-        }
+        self.needle.evaluate(cx, input, Record::Nothing)
     }
 
     fn required_literals(&self) -> Option<RequiredLiterals> {
-        let lit = self.arg.literal().filter(|l| !l.is_empty())?;
-        Some(RequiredLiterals {
-            literals: vec![lit.to_vec()],
-            case_insensitive: false,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::argument::test_support::FakeCx;
-    use super::*;
-
-    #[test]
-    fn table() {
-        for (input, argument, want) in [
-            ("xxWebZIPxx", "WebZIP", true),
-            ("xxwebzipxx", "WebZIP", false),
-            ("WebZI", "WebZIP", false),
-            ("anything", "", true),
-            ("", "", true),
-            ("", "a", false),
-            ("1abc2", "%{tx.v}", true),
-            ("1ab2", "%{tx.v}", false),
-        ] {
-            let mut cx = FakeCx::default().with_var("tx.v", "abc");
-            let op = StrMatch::new(argument);
-            assert_eq!(
-                op.evaluate(&mut cx, input.as_bytes()),
-                want,
-                "{input:?} {argument:?}"
-            );
-        }
+        self.needle.arg().required_literals()
     }
 }
