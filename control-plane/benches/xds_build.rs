@@ -11,7 +11,8 @@
 //! round applies one Service change to the inputs (a new EndpointSlice
 //! address), and measures, on the wall clock both processes share, from
 //! handing the new inputs to the control plane (before any rebuild) to each
-//! client receiving the changed ClusterLoadAssignment.
+//! client receiving the changed ClusterLoadAssignment. The server runs with
+//! `MALLOC_ARENA_MAX=2`, as the Helm chart runs the control plane.
 //!
 //! Run: `cargo bench -p palisade-control-plane --bench xds_build`
 
@@ -556,6 +557,9 @@ async fn clients_process() {
 fn run_server(services: usize, clients: usize, protocol: &str, rounds: usize) {
     let status = Command::new(std::env::current_exe().unwrap())
         .env(MODE, "server")
+        // As the Helm chart runs the control plane (glibc: two malloc
+        // arenas, so memory freed by rebuilds is reused across threads).
+        .env("MALLOC_ARENA_MAX", "2")
         .env(SERVICES, services.to_string())
         .env(CLIENTS, clients.to_string())
         .env(PROTOCOL, protocol)

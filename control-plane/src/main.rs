@@ -270,7 +270,7 @@ fn main() -> ExitCode {
                 if let Some(task) = alert_status {
                     task.abort();
                 }
-                running.shutdown();
+                running.stop().await;
                 ExitCode::SUCCESS
             }
         }

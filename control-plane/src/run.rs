@@ -20,7 +20,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::ServerTlsConfig;
 use tracing::{error, info};
 
-use crate::leader::{always_leader, LeaderElector, LeaseConfig};
+use crate::leader::{always_leader, LeaderElection, LeaderElector, LeaseConfig};
 use crate::model::{Model, ModelBuilder, ModelTask};
 use crate::source::directory::{DirectoryConfig, DirectorySource};
 use crate::source::Inputs;
@@ -103,15 +103,27 @@ pub struct Running {
     /// without leader election, and with a directory source, which writes
     /// nothing).
     pub leader: watch::Receiver<bool>,
+    /// The leader election, when one runs (Kubernetes source).
+    election: Option<LeaderElection>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Running {
-    /// Stops every task.
+    /// Stops every task at once (the Lease, if held, expires on its own).
     pub fn shutdown(self) {
         for t in &self.tasks {
             t.abort();
         }
+    }
+
+    /// Stops gracefully: a leader first steps down and releases its Lease
+    /// (so another replica takes over at its next round, not after the
+    /// Lease expires), then every task is stopped.
+    pub async fn stop(mut self) {
+        if let Some(election) = self.election.take() {
+            election.step_down().await;
+        }
+        self.shutdown();
     }
 
     /// Waits until any task ends (they run until shutdown).
@@ -146,6 +158,7 @@ pub async fn start_with_tls(
     let mut tasks = Vec::new();
     let mut client = None;
     let mut leader = always_leader();
+    let mut election: Option<LeaderElection> = None;
     let source_task = match config.source.clone() {
         SourceConfig::Directory(dir) => {
             info!("directory source: no leader election, nothing is written to Kubernetes");
@@ -161,9 +174,9 @@ pub async fn start_with_tls(
             client = Some(c.clone());
             match leader_election {
                 Some(lease) => {
-                    let (tx, rx) = watch::channel(false);
-                    tasks.push(tokio::spawn(LeaderElector::new(c.clone(), lease).run(tx)));
-                    leader = rx;
+                    let started = LeaderElector::new(c.clone(), lease).spawn();
+                    leader = started.receiver();
+                    election = Some(started);
                 }
                 None => info!("leader election off: this replica writes Events and status"),
             }
@@ -179,6 +192,7 @@ pub async fn start_with_tls(
         tasks.push(tokio::spawn(reporter.run(running.models.clone())));
     }
     running.leader = leader;
+    running.election = election;
     running.tasks.extend(tasks);
     Ok(running)
 }
@@ -329,6 +343,7 @@ pub async fn start_with_inputs_and_tls(
         models: models_rx,
         snapshots: snap_rx,
         leader: always_leader(),
+        election: None,
         tasks,
     })
 }

@@ -256,6 +256,7 @@ async fn directory_mode(delta: bool) {
         "palisade-enforcer",
         "enforcer.sock",
         "\"failure_mode_allow\"",
+        "\"encode_raw_headers\": true",
     ] {
         // failure_mode_allow is false (Deny) in the example, so Envoy leaves it out.
         if needle == "\"failure_mode_allow\"" {

@@ -236,6 +236,7 @@ fn ext_authz_filter(settings: &Settings, cfg: &TranslateConfig) -> ext_authz::Ex
         transport_api_version: core::ApiVersion::V3 as i32,
         stat_prefix: "palisade".to_string(),
         failure_mode_allow_header_add: settings.failure_mode_allow,
+        encode_raw_headers: true,
     }
 }
 
@@ -325,14 +326,23 @@ impl InspectKey {
     fn inspects(self, svc: &ServiceModel) -> bool {
         self.alp_enabled || (self.waf_enabled && svc.mode != WafMode::Off)
     }
+
+    /// Whether checks for `svc` need the request body (its WAF runs).
+    fn needs_body(self, svc: &ServiceModel) -> bool {
+        self.waf_enabled && svc.mode != WafMode::Off
+    }
 }
 
-fn per_route(inspect: bool, svc: &ServiceModel) -> ext_authz::ExtAuthzPerRoute {
+/// The per-route ext_authz settings: off when nothing inspects the service;
+/// otherwise the service's name as context extension, and no body buffering
+/// when only HTTP policy applies (it never reads the body).
+fn per_route(inspect: bool, body: bool, svc: &ServiceModel) -> ext_authz::ExtAuthzPerRoute {
     let settings = if inspect {
         ext_authz::ext_authz_per_route::Override::CheckSettings(ext_authz::CheckSettings {
             context_extensions: [(CONTEXT_SERVICE_KEY.to_string(), svc.key.to_string())]
                 .into_iter()
                 .collect(),
+            disable_request_body_buffering: !body,
             ..Default::default()
         })
     } else {
@@ -400,7 +410,7 @@ fn sha1(bytes: &[u8]) -> [u8; 20] {
 fn translate_service(svc: &Arc<ServiceModel>, inspect: InspectKey) -> Translated {
     let per_route = to_any(
         EXT_AUTHZ_PER_ROUTE_TYPE,
-        &per_route(inspect.inspects(svc), svc),
+        &per_route(inspect.inspects(svc), inspect.needs_body(svc), svc),
     );
     let mut clusters = BTreeMap::new();
     let mut vhosts = Vec::new();
@@ -651,7 +661,11 @@ impl Translator {
                 } else if !kept.is_empty() {
                     let per_route = to_any(
                         EXT_AUTHZ_PER_ROUTE_TYPE,
-                        &per_route(self.inspect.is_some_and(|i| i.inspects(&t.model)), &t.model),
+                        &per_route(
+                            self.inspect.is_some_and(|i| i.inspects(&t.model)),
+                            self.inspect.is_some_and(|i| i.needs_body(&t.model)),
+                            &t.model,
+                        ),
                     );
                     let encoded = virtual_host(&t.model, v.port, kept, &per_route).encode_to_vec();
                     put_field(&mut body, 2, &encoded);
@@ -759,6 +773,45 @@ mod tests {
             .contains(&"own.example".to_string()));
         // The assembled bytes are what prost writes for the decoded message.
         assert_eq!(rc.encode_to_vec(), r.body.value);
+    }
+
+    #[test]
+    fn body_is_buffered_only_where_the_waf_runs() {
+        let inspect = InspectKey {
+            alp_enabled: true,
+            waf_enabled: true,
+        };
+        for (mode, buffered) in [
+            (WafMode::On, true),
+            (WafMode::DetectionOnly, true),
+            (WafMode::Off, false),
+        ] {
+            let mut svc = service("n", "a", &[], 1);
+            svc.mode = mode;
+            let r = per_route(inspect.inspects(&svc), inspect.needs_body(&svc), &svc);
+            let Some(ext_authz::ext_authz_per_route::Override::CheckSettings(c)) = r.r#override
+            else {
+                panic!("{mode:?}: policy still checks the service");
+            };
+            assert_eq!(c.disable_request_body_buffering, !buffered, "{mode:?}");
+            assert_eq!(c.context_extensions[CONTEXT_SERVICE_KEY], "n/a");
+        }
+        // Neither policy nor WAF: no check at all.
+        let off = InspectKey {
+            alp_enabled: false,
+            waf_enabled: true,
+        };
+        let mut svc = service("n", "a", &[], 1);
+        svc.mode = WafMode::Off;
+        let r = per_route(off.inspects(&svc), off.needs_body(&svc), &svc);
+        assert_eq!(
+            r.r#override,
+            Some(ext_authz::ext_authz_per_route::Override::Disabled(true))
+        );
+        // Envoy sends headers as raw bytes (header_map).
+        assert!(
+            ext_authz_filter(&Settings::default(), &TranslateConfig::default()).encode_raw_headers
+        );
     }
 
     #[test]
