@@ -4,18 +4,15 @@
 //! HTTP), a non-matching alert does not, and an invalid one is a problem.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
-use palisade_control_plane::run::{self, RunConfig, SourceConfig};
-use palisade_control_plane::source::directory::DirectoryConfig;
-use palisade_control_plane::xds::translate::TranslateConfig;
 use palisade_proto::sync::v1 as pb;
-use palisade_proto::sync::v1::policy_sync_client::PolicySyncClient;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+
+#[path = "support/sync_client.rs"]
+mod support;
+use support::{connect_enforcer, message as send, start_on_policies};
 
 const ALERTS: &str = r#"
 apiVersion: palisade.dev/v1
@@ -61,18 +58,6 @@ spec:
   period: 1s
 "#;
 
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            copy(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 /// GET `path` from the admin server; the body.
 async fn get(addr: SocketAddr, path: &str) -> String {
     let fetch = async {
@@ -111,43 +96,10 @@ fn event(dest: &str, rule: i64, action: &str, method: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reported_events_fire_alerts() {
     let dir = tempfile::tempdir().unwrap();
-    copy(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"),
-        dir.path(),
-    );
-    std::fs::write(dir.path().join("alerts.yaml"), ALERTS).unwrap();
-    let mut d = DirectoryConfig::new(dir.path());
-    d.poll_interval = Duration::from_millis(50);
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let cp = run::start(RunConfig {
-        source: SourceConfig::Directory(d),
-        xds_listen: any,
-        sync_listen: any,
-        admin_listen: any,
-        translate: TranslateConfig::default(),
-    })
-    .await
-    .unwrap();
+    let cp = start_on_policies(dir.path(), &[("alerts.yaml", ALERTS)]).await;
 
     // A fake enforcer: Hello, State, InSync, then an event report.
-    let mut client = PolicySyncClient::connect(format!("http://{}", cp.sync_addr))
-        .await
-        .unwrap()
-        .max_decoding_message_size(64 << 20);
-    let (tx, rx) = mpsc::channel(8);
-    let send = |kind| pb::EnforcerMessage { kind: Some(kind) };
-    tx.send(send(pb::enforcer_message::Kind::Hello(pb::Hello {
-        node: "node-1".into(),
-        enforcer_version: "test".into(),
-        active_version: String::new(),
-    })))
-    .await
-    .unwrap();
-    let mut stream = client
-        .sync(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let (tx, mut stream) = connect_enforcer(cp.sync_addr).await;
     for _ in 0..2 {
         tokio::time::timeout(Duration::from_secs(30), stream.message())
             .await

@@ -2,77 +2,19 @@
 //! InSync; acks and event reports show in /status; a file edit produces a new
 //! State with a new version on the open stream.
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
-use palisade_control_plane::run::{self, RunConfig, SourceConfig};
-use palisade_control_plane::source::directory::DirectoryConfig;
-use palisade_control_plane::xds::translate::TranslateConfig;
 use palisade_proto::sync::v1 as pb;
-use palisade_proto::sync::v1::policy_sync_client::PolicySyncClient;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            copy(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
-async fn next(stream: &mut tonic::Streaming<pb::ControlMessage>) -> pb::control_message::Kind {
-    let msg = tokio::time::timeout(Duration::from_secs(30), stream.message())
-        .await
-        .expect("a message within the bound")
-        .expect("stream ok")
-        .expect("stream open");
-    msg.kind.expect("a kind")
-}
+#[path = "support/sync_client.rs"]
+mod support;
+use support::{connect_enforcer, message as send, next, start_on_policies};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enforcer_gets_state_updates_and_reports() {
     let dir = tempfile::tempdir().unwrap();
-    copy(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"),
-        dir.path(),
-    );
-    let mut d = DirectoryConfig::new(dir.path());
-    d.poll_interval = Duration::from_millis(50);
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
-    let cp = run::start(RunConfig {
-        source: SourceConfig::Directory(d),
-        xds_listen: any,
-        sync_listen: any,
-        admin_listen: any,
-        translate: TranslateConfig::default(),
-    })
-    .await
-    .unwrap();
-
-    let mut client = PolicySyncClient::connect(format!("http://{}", cp.sync_addr))
-        .await
-        .unwrap()
-        .max_decoding_message_size(64 << 20);
-    let (tx, rx) = mpsc::channel(8);
-    let send = |kind| pb::EnforcerMessage { kind: Some(kind) };
-    tx.send(send(pb::enforcer_message::Kind::Hello(pb::Hello {
-        node: "node-1".into(),
-        enforcer_version: "test".into(),
-        active_version: String::new(),
-    })))
-    .await
-    .unwrap();
-    let mut stream = client
-        .sync(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let cp = start_on_policies(dir.path(), &[]).await;
+    let (tx, mut stream) = connect_enforcer(cp.sync_addr).await;
 
     let pb::control_message::Kind::State(state) = next(&mut stream).await else {
         panic!("State first")
