@@ -12,6 +12,7 @@ use super::argument::StringArg;
 use super::{Operator, OperatorContext, OperatorError, RegexCache, RequiredLiterals};
 use crate::macros::MacroText;
 
+mod bytes;
 mod literals;
 
 /// Limit on the compiled program and on each lazy DFA cache of one pattern.
@@ -155,6 +156,10 @@ pub struct CompiledRegex {
     /// The pattern has a line-start `^` (see [`needs_caret_fix`]).
     caret_fix: bool,
     literals: OnceLock<Option<RequiredLiterals>>,
+    /// Bytes one of which every match contains (none of them a letter,
+    /// digit or space), when the pattern has such a set: an input without
+    /// any of them is answered without running the regex.
+    required_bytes: Option<bytes::ByteSet>,
 }
 
 impl std::fmt::Debug for CompiledRegex {
@@ -198,6 +203,7 @@ impl CompiledRegex {
         Ok(CompiledRegex {
             pattern: pattern.to_owned(),
             caret_fix: needs_caret_fix(&rewritten),
+            required_bytes: bytes::required_bytes(&translated),
             translated,
             regex,
             literals: OnceLock::new(),
@@ -230,6 +236,12 @@ impl CompiledRegex {
     /// Runs the regex as `@rx` does: captures when the rule captures, else a
     /// plain `is_match`.
     pub fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
+        if let Some(set) = &self.required_bytes {
+            if !bytes::any_of(set, input) {
+                // Every match contains one of these bytes: no match.
+                return false;
+            }
+        }
         // PCRE's multiline `^` does not match after a newline that ends the
         // subject; Rust's does. The only match that can differ is the
         // leftmost one being empty at the very end of an input ending in
