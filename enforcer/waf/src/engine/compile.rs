@@ -470,6 +470,17 @@ pub(crate) fn case_only_triggers(name: &str) -> Option<[u64; 4]> {
     Some(set)
 }
 
+/// For a transformation that leaves a value exactly as it is (not even
+/// changing case) when it contains none of a few bytes: those bytes. `None`
+/// for the ones that change case (`lowercase`, `uppercase`, `cmdLine`) or
+/// may change any value.
+pub(crate) fn unchanged_without(name: &str) -> Option<[u64; 4]> {
+    match name {
+        "lowercase" | "uppercase" | "cmdLine" => None,
+        _ => case_only_triggers(name),
+    }
+}
+
 /// More one- or two-byte required literals than this and a rule is left out
 /// of the shared prefilter.
 const WEAK_LITERALS: usize = 16;
@@ -528,6 +539,7 @@ impl Builder<'_> {
                 chains.parent.push(node);
                 chains.last.push(Some(*t));
                 chains.triggers.push(triggers);
+                chains.step_triggers.push(unchanged_without(t.name));
                 next
             });
         }
@@ -846,6 +858,7 @@ pub(crate) fn compile(
             parent: vec![0],
             last: vec![None],
             triggers: vec![Some([0; 4])],
+            step_triggers: vec![None],
         },
         used_chains: FxHashSet::default(),
         next_bit: 0,
@@ -982,6 +995,22 @@ mod tests {
             out.push(v);
         }
         out
+    }
+
+    #[test]
+    fn transformations_change_nothing_without_their_trigger_bytes() {
+        let mut checked = 0;
+        for t in crate::transformations::ALL {
+            let Some(triggers) = unchanged_without(t.name) else {
+                continue;
+            };
+            for v in samples(&triggers) {
+                let out = (t.apply)(&v);
+                assert!(out[..] == v[..], "{} changed {:?} to {:?}", t.name, v, out);
+            }
+            checked += 1;
+        }
+        assert!(checked >= 15, "only {checked} transformations checked");
     }
 
     #[test]

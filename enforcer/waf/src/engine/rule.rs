@@ -62,6 +62,9 @@ pub(crate) struct ChainTable {
     /// value's; `None` when some transformation of the chain may change any
     /// value (base64Decode, length ...).
     pub triggers: Vec<Option<[u64; 4]>>,
+    /// Per chain: bytes without which its last transformation leaves a value
+    /// exactly unchanged (`None`: it may change any value, or its case).
+    pub step_triggers: Vec<Option<[u64; 4]>>,
 }
 
 impl ChainTable {

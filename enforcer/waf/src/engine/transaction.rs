@@ -209,6 +209,17 @@ impl Memo {
         }
         let parent = chains.parent[chain as usize];
         let base = self.transformed(chains, slot, parent, raw);
+        if base == 0 {
+            // The step's input is the stored value: when it holds none of the
+            // bytes the step acts on, the step leaves it as it is.
+            if let Some(Some(triggers)) = chains.step_triggers.get(chain as usize) {
+                let present = self.raw_bytes(slot, raw);
+                if present.iter().zip(triggers).all(|(p, t)| p & t == 0) {
+                    self.cells[at].value = 0;
+                    return 0;
+                }
+            }
+        }
         let out = match chains.last[chain as usize] {
             Some(t) => {
                 let input = match base {
@@ -266,15 +277,21 @@ impl Memo {
         let Some(triggers) = chains.triggers[chain as usize] else {
             return false;
         };
+        let present = self.raw_bytes(slot, raw);
+        present.iter().zip(triggers.iter()).all(|(p, t)| p & t == 0)
+    }
+
+    /// The set of bytes the stored value at `slot` (`raw`) contains, computed
+    /// once per slot (the slot's row must exist).
+    fn raw_bytes(&mut self, slot: u32, raw: &[u8]) -> [u64; 4] {
         let row = self.rows[slot as usize] as usize;
-        let present = *self.bytes[row].get_or_insert_with(|| {
+        *self.bytes[row].get_or_insert_with(|| {
             let mut set = [0u64; 4];
             for &b in raw {
                 set[(b / 64) as usize] |= 1u64 << (b % 64);
             }
             set
-        });
-        present.iter().zip(triggers.iter()).all(|(p, t)| p & t == 0)
+        })
     }
 
     /// The bit set of `value`, scanning it unless the same content was.
