@@ -8,7 +8,7 @@
 //!   subscription changes count;
 //! - a request answering a nonce with `error_detail` is a NACK: it is
 //!   logged with node, type, version and resources, recorded in
-//!   [`Status`](crate::status::Status), and that version is never sent again
+//!   [`Status`], and that version is never sent again
 //!   (Envoy keeps what it last accepted; the next change produces a new
 //!   version);
 //! - on a change, types are pushed in the order CDS, EDS, LDS, RDS.
