@@ -665,9 +665,7 @@ impl Builder<'_> {
                     variables::KeySelector::Key(k) => {
                         let key: Arc<[u8]> = Arc::from(k.to_ascii_lowercase());
                         let mut name = b"TX:".to_vec();
-                        name.extend_from_slice(
-                            &String::from_utf8_lossy(&key).into_owned().into_bytes(),
-                        );
+                        name.extend_from_slice(String::from_utf8_lossy(&key).as_bytes());
                         Some(TxTarget {
                             key,
                             name: Arc::from(name),

@@ -214,7 +214,7 @@ impl Memo {
             // bytes the step acts on, the step leaves it as it is.
             if let Some(Some(triggers)) = chains.step_triggers.get(chain as usize) {
                 let present = self.raw_bytes(slot, raw);
-                if present.iter().zip(triggers).all(|(p, t)| p & t == 0) {
+                if disjoint(&present, triggers) {
                     self.cells[at].value = 0;
                     return 0;
                 }
@@ -278,7 +278,7 @@ impl Memo {
             return false;
         };
         let present = self.raw_bytes(slot, raw);
-        present.iter().zip(triggers.iter()).all(|(p, t)| p & t == 0)
+        disjoint(&present, &triggers)
     }
 
     /// The set of bytes the stored value at `slot` (`raw`) contains, computed
@@ -336,6 +336,11 @@ impl Memo {
         let c = &self.cells[row as usize * chains.len() + chain as usize];
         c.bits != NONE && !self.has(c.bits as usize, bit)
     }
+}
+
+/// Whether two 256-bit byte sets have no byte in common.
+fn disjoint(a: &[u64; 4], b: &[u64; 4]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x & y == 0)
 }
 
 /// Applies one transformation; `None` when it left the input unchanged.
@@ -1156,8 +1161,7 @@ impl Transaction {
                 if let Some(bit) = rule.prefilter_bit {
                     if !self.targets_may_match(rule, bit) {
                         // Cannot match: none of its literals occurs anywhere it looks.
-                        self.matched_var = None;
-                        self.matched_vars.clear();
+                        self.clear_matched();
                         continue;
                     }
                 }
@@ -1225,14 +1229,18 @@ impl Transaction {
             self.run_setvars(&rule.actions.setvars);
             return true;
         };
-        if let Some(tx_target) = &rule.tx_target {
-            if !self
-                .removed_targets
-                .iter()
-                .any(|(by, _)| self.removed_by_matches(by, rule))
-            {
-                return self.eval_tx_target(rule, op, &tx_target.key, &tx_target.name);
-            }
+        // Targets removed at run time (`ctl:ruleRemoveTarget*`) that apply to
+        // this rule (CRS 941010 removes REQUEST_FILENAME from the rules tagged
+        // xss-perf-disable for most requests); empty, without allocating, for
+        // every other rule.
+        let runtime: Vec<&Exclusion> = self
+            .removed_targets
+            .iter()
+            .filter(|(by, _)| self.removed_by_matches(by, rule))
+            .map(|(_, e)| e)
+            .collect();
+        if let (Some(tx_target), true) = (&rule.tx_target, runtime.is_empty()) {
+            return self.eval_tx_target(rule, op, &tx_target.key, &tx_target.name);
         }
         let mut vals = std::mem::take(&mut self.scratch);
         vals.clear();
@@ -1241,52 +1249,32 @@ impl Transaction {
         } else {
             rule.prefilter_bit.map(|b| (rule.chain_id, b))
         };
-        // Targets removed at run time (`ctl:ruleRemoveTarget*`) that apply to
-        // this rule: CRS 941010 removes REQUEST_FILENAME from the rules tagged
-        // xss-perf-disable for most requests, and no other rule pays for it.
-        let runtime_applies = self
-            .removed_targets
-            .iter()
-            .any(|(by, _)| self.removed_by_matches(by, rule));
-        if !runtime_applies {
-            // Static exclusions only: filter each target's values against the
-            // exclusions of its own variable, if any.
-            for t in &rule.targets {
-                let from = vals.len();
-                self.collect_for(t, &mut vals, skip);
-                if rule.exclusions.iter().any(|e| e.variable == t.variable) {
-                    let mut k = from;
-                    while k < vals.len() {
-                        let v = &vals[k];
-                        let key = v.key.as_deref().unwrap_or(b"");
-                        if rule.exclusions.iter().any(|e| e.excludes(v.var, key)) {
-                            vals.remove(k);
-                        } else {
-                            k += 1;
-                        }
+        let no_exclusions = rule.exclusions.is_empty() && runtime.is_empty();
+        for t in &rule.targets {
+            let from = vals.len();
+            self.collect_for(t, &mut vals, skip);
+            if no_exclusions {
+                continue;
+            }
+            // Only exclusions of this target's variable can drop its values.
+            let mut exclusions = rule.exclusions.iter().chain(runtime.iter().copied());
+            if exclusions.any(|e| e.variable == t.variable) {
+                let mut kept = from;
+                for k in from..vals.len() {
+                    let v = &vals[k];
+                    let key = v.key.as_deref().unwrap_or(b"");
+                    let excluded = rule
+                        .exclusions
+                        .iter()
+                        .chain(runtime.iter().copied())
+                        .any(|e| e.excludes(v.var, key));
+                    if !excluded {
+                        vals.swap(kept, k);
+                        kept += 1;
                     }
                 }
+                vals.truncate(kept);
             }
-        } else {
-            for t in &rule.targets {
-                self.collect_for(t, &mut vals, skip);
-            }
-        }
-        if runtime_applies {
-            let runtime: Vec<&Exclusion> = self
-                .removed_targets
-                .iter()
-                .filter(|(by, _)| self.removed_by_matches(by, rule))
-                .map(|(_, e)| e)
-                .collect();
-            vals.retain(|v| {
-                let key = v.key.as_deref().unwrap_or(b"");
-                !rule
-                    .exclusions
-                    .iter()
-                    .chain(runtime.iter().copied())
-                    .any(|e| e.excludes(v.var, key))
-            });
         }
         let mut any = false;
         let capture = rule.actions.capture;
@@ -1330,8 +1318,7 @@ impl Transaction {
         vals.clear();
         self.scratch = vals;
         if !any {
-            self.matched_var = None;
-            self.matched_vars.clear();
+            self.clear_matched();
             return false;
         }
         match &rule.chained {
@@ -1353,29 +1340,14 @@ impl Transaction {
     ) -> bool {
         let value = self.tx.get(key).cloned();
         let hit = value.as_ref().is_some_and(|value| {
-            if op.prefilter.as_ref().is_some_and(|pf| !pf.may_match(value)) {
-                return false;
-            }
-            let capture = rule.actions.capture;
-            let hit = {
-                let mut cx = OpCx { tx: self, capture };
-                op.op.evaluate(&mut cx, value)
-            };
-            hit != op.negated
+            op.prefilter.as_ref().is_none_or(|pf| pf.may_match(value))
+                && self.operator_hit(op, value, rule.actions.capture)
         });
         let Some(value) = value.filter(|_| hit) else {
-            self.matched_var = None;
-            self.matched_vars.clear();
+            self.clear_matched();
             return false;
         };
-        self.matched_var = Some((Arc::clone(name), value.clone()));
-        self.matched_vars.push(Entry {
-            key: Arc::clone(name),
-            value,
-            vslot: NO_SLOT,
-            kslot: NO_SLOT,
-        });
-        self.run_setvars(&rule.actions.setvars);
+        self.record_match(rule, Arc::clone(name), value);
         match &rule.chained {
             Some(next) => self.eval_rule(next),
             None => true,
@@ -1393,23 +1365,42 @@ impl Transaction {
         value: &Bytes,
         capture: bool,
     ) -> bool {
+        if !self.operator_hit(op, value, capture) {
+            return false;
+        }
+        self.record_match(rule, v.name(), value.clone());
+        true
+    }
+
+    /// Whether the operator (negation applied) matches `value`.
+    #[inline]
+    fn operator_hit(&mut self, op: &CompiledOperator, value: &[u8], capture: bool) -> bool {
         let hit = {
             let mut cx = OpCx { tx: self, capture };
             op.op.evaluate(&mut cx, value)
         };
-        if hit == op.negated {
-            return false;
-        }
-        let name = v.name();
+        hit != op.negated
+    }
+
+    /// Records a matched value as MATCHED_VAR and in MATCHED_VARS under
+    /// `name` (`ARGS:foo`), and runs the rule's setvars.
+    #[inline]
+    fn record_match(&mut self, rule: &Rule, name: Bytes, value: Bytes) {
         self.matched_var = Some((name.clone(), value.clone()));
         self.matched_vars.push(Entry {
             key: name,
-            value: value.clone(),
+            value,
             vslot: NO_SLOT,
             kslot: NO_SLOT,
         });
         self.run_setvars(&rule.actions.setvars);
-        true
+    }
+
+    /// No value of the current rule matched: MATCHED_VAR(S) are empty.
+    #[inline]
+    fn clear_matched(&mut self) {
+        self.matched_var = None;
+        self.matched_vars.clear();
     }
 
     fn eval_msg(&mut self, rule: &Rule) {
@@ -1860,21 +1851,9 @@ impl Transaction {
         use Variable as V;
         match var {
             V::MatchedVars | V::MatchedVarsNames => {
+                // Matched entries have no slot (NO_SLOT), so nothing is skipped.
                 let names = var == V::MatchedVarsNames;
-                for e in &self.matched_vars {
-                    if sel.matches(&e.key) {
-                        out.push(Val {
-                            var,
-                            key: Some(e.key.clone()),
-                            value: if names {
-                                e.key.clone()
-                            } else {
-                                e.value.clone()
-                            },
-                            slot: NO_SLOT,
-                        });
-                    }
-                }
+                self.push_entries(out, var, &self.matched_vars, sel, names, None);
             }
             V::Tx if matches!(sel, KeySelector::Key(_)) => {
                 // TX keys are stored lowercased: one lookup instead of a walk.
