@@ -159,7 +159,8 @@ fn rfc3339(t: SystemTime) -> String {
     }
 }
 
-fn escape_label(s: &str) -> String {
+/// A Prometheus label value escaped for the text exposition format.
+pub(crate) fn escape_label(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

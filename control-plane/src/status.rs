@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::alerts::{AlertEngine, AlertsReport};
+use crate::alerts::{escape_label, AlertEngine, AlertsReport};
 use crate::source::Problem;
 
 /// Short name of an xDS type URL (`Cluster`, `ClusterLoadAssignment`, ...).
@@ -187,11 +187,7 @@ impl Status {
         use std::fmt::Write;
         let r = self.lock();
         let mut out = String::new();
-        let esc = |s: &str| {
-            s.replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n")
-        };
+        let esc = escape_label;
         let _ = writeln!(
             out,
             "# HELP palisade_model_updates_total Models built and published."
