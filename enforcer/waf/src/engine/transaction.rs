@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 
-use super::compile::NO_UNION;
+use super::compile::{union_source, NO_UNION};
 use super::config::BodyLimitAction;
 use super::rule::{ChainTable, CompiledOperator, Item, LiteralPrefilter, Rule};
 use super::{DisruptiveAction, EngineMode, Intervention, MatchedRule, RulesetInner};
@@ -126,6 +126,11 @@ struct Memo {
     /// Union id (see `Rule::union_ids`) -> offset of the union bit set
     /// (`NONE`: not computed in this phase).
     unions: Vec<u32>,
+    /// Union source (see `compile::union_source`) -> the union of its
+    /// members' untransformed bit sets and of the bytes they contain, for
+    /// this phase. A chain whose trigger bytes none of the members holds
+    /// changes them at most in case, so its union is this one.
+    raw_unions: FxHashMap<u32, (u32, [u64; 4])>,
     /// An emptied match list of an earlier transaction, handed to the next
     /// one so that recording matches does not grow a new vector each time.
     spare_matched: Vec<MatchedRule>,
@@ -168,6 +173,7 @@ impl Memo {
         self.bitsets.clear();
         self.scanned.clear();
         self.unions.clear();
+        self.raw_unions.clear();
         let _ = SPARE_MEMO.try_with(|spare| {
             if let Ok(mut s) = spare.try_borrow_mut() {
                 *s = Some(self);
@@ -314,6 +320,35 @@ impl Memo {
         }
         self.scanned.insert(Arc::clone(value), offset as u32);
         offset
+    }
+
+    /// A new bit set: the union of the bit sets of `values` (slot, stored
+    /// value) after `chain`, with the union of the bytes the stored values
+    /// contain.
+    fn union_of<'v>(
+        &mut self,
+        rs: &RulesetInner,
+        words: usize,
+        values: impl Iterator<Item = (u32, &'v Bytes, &'v Bytes)>,
+        chain: u32,
+    ) -> (u32, [u64; 4]) {
+        let union = self.bitsets.len();
+        self.bitsets.resize(union + words, 0);
+        let mut bytes = [0u64; 4];
+        for (slot, raw, _) in values {
+            let o = self.bits(rs, slot, chain, raw);
+            for w in 0..words {
+                let word = self.bitsets.get(o + w).copied().unwrap_or(u64::MAX);
+                self.bitsets[union + w] |= word;
+            }
+            if chain == 0 {
+                let present = self.raw_bytes(slot, raw);
+                for (b, p) in bytes.iter_mut().zip(present) {
+                    *b |= p;
+                }
+            }
+        }
+        (union as u32, bytes)
     }
 
     /// Whether the bit set at `offset` has `bit`.
@@ -1139,6 +1174,7 @@ impl Transaction {
         let rs = Arc::clone(&self.rs);
         self.memo.unions.clear();
         self.memo.unions.resize(rs.compiled.union_count, NONE);
+        self.memo.raw_unions.clear();
         let items = &rs.compiled.phases[phase as usize - 1];
         let markers = &rs.compiled.markers[phase as usize - 1];
         let mut i = 0;
@@ -1803,15 +1839,27 @@ impl Transaction {
                 continue;
             }
             let words = rs.compiled.literals.as_ref().map_or(1, |pf| pf.words);
-            let union = memo.bitsets.len();
-            memo.bitsets.resize(union + words, 0);
-            for (slot, raw, _) in values {
-                let o = memo.bits(rs, slot, chain, raw);
-                for w in 0..words {
-                    let word = memo.bitsets.get(o + w).copied().unwrap_or(u64::MAX);
-                    memo.bitsets[union + w] |= word;
+            let union = match rs.compiled.chains.triggers[chain as usize] {
+                // Every member without the chain's trigger bytes (most header
+                // values for the decoding chains): the untransformed union.
+                Some(triggers) if chain != 0 => {
+                    let source = union_source(t);
+                    let (raw_union, bytes) = match memo.raw_unions.get(&source) {
+                        Some(&known) => known,
+                        None => {
+                            let known = memo.union_of(rs, words, values.clone(), 0);
+                            memo.raw_unions.insert(source, known);
+                            known
+                        }
+                    };
+                    if disjoint(&bytes, &triggers) {
+                        raw_union as usize
+                    } else {
+                        memo.union_of(rs, words, values, chain).0 as usize
+                    }
                 }
-            }
+                _ => memo.union_of(rs, words, values, chain).0 as usize,
+            };
             if let Some(u) = memo.unions.get_mut(union_id as usize) {
                 *u = union as u32;
             }
