@@ -199,7 +199,64 @@ pub enum KeySelector {
     /// Members whose key equals this (ASCII case-insensitive).
     Key(Arc<[u8]>),
     /// Members whose key matches this regex (case-insensitive).
-    Regex(Arc<Regex>),
+    Regex(Arc<KeyRegex>),
+}
+
+/// A selector regex (`TX:/^header_name_/`) and the literal every key it
+/// selects starts with, so that most keys are turned down by a prefix
+/// compare instead of a regex search (CRS 920450 walks every TX variable).
+#[derive(Debug)]
+pub struct KeyRegex {
+    regex: Regex,
+    /// Lowercased literal prefix of every selected key (may be empty).
+    prefix: Box<[u8]>,
+}
+
+impl KeyRegex {
+    /// Compiles a case-insensitive selector regex, with size limits.
+    pub fn new(pattern: &str) -> Result<KeyRegex, String> {
+        Ok(KeyRegex {
+            regex: selector_regex(pattern)?,
+            prefix: literal_prefix(pattern).into(),
+        })
+    }
+
+    /// Whether `key` is selected.
+    pub fn is_match(&self, key: &[u8]) -> bool {
+        key.len() >= self.prefix.len()
+            && key[..self.prefix.len()].eq_ignore_ascii_case(&self.prefix)
+            && self.regex.is_match(key)
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        self.regex.as_str()
+    }
+}
+
+/// The literal a pattern anchored with `^` requires at the start of every
+/// match, lowercased: the run of letters, digits, `_` and `-` after the `^`,
+/// without its last character when a quantifier follows it. Empty when the
+/// pattern is not anchored or has an alternation anywhere (`^a|b`).
+fn literal_prefix(pattern: &str) -> Vec<u8> {
+    let Some(rest) = pattern.strip_prefix('^') else {
+        return Vec::new();
+    };
+    if pattern.contains('|') {
+        return Vec::new();
+    }
+    let bytes = rest.as_bytes();
+    let run = bytes
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-'))
+        .unwrap_or(bytes.len());
+    let quantified = matches!(bytes.get(run), Some(b'?' | b'*' | b'{' | b'+'));
+    let end = if quantified {
+        run.saturating_sub(1)
+    } else {
+        run
+    };
+    bytes[..end].to_ascii_lowercase()
 }
 
 impl KeySelector {
@@ -290,7 +347,7 @@ pub fn compile(spec: &VariableSpec) -> Result<TargetSpec, String> {
             KeySelector::All
         }
         Some(Selector::Key(k)) => KeySelector::Key(Arc::from(k.as_bytes())),
-        Some(Selector::Regex(r)) => KeySelector::Regex(Arc::new(selector_regex(r)?)),
+        Some(Selector::Regex(r)) => KeySelector::Regex(Arc::new(KeyRegex::new(r)?)),
     };
     if spec.exclude {
         return Ok(TargetSpec::Exclusion(Exclusion { variable, selector }));
@@ -369,5 +426,31 @@ mod tests {
         assert!(compile(&spec("BOGUS", None, false, false))
             .unwrap_err()
             .contains("BOGUS"));
+    }
+
+    #[test]
+    fn selector_regexes_turn_keys_down_by_their_literal_prefix() {
+        let cases: &[(&str, &[u8])] = &[
+            ("^header_name_920450_", b"header_name_920450_"),
+            ("^__utm", b"__utm"),
+            ("^ABc?d", b"ab"),
+            ("^ab*", b"a"),
+            ("^ab{0,2}", b"a"),
+            ("^ab(c|d)", b""),
+            ("^a|b", b""),
+            ("abc", b""),
+            ("^x-", b"x-"),
+            ("^\\x41", b""),
+        ];
+        for (pattern, prefix) in cases {
+            assert_eq!(literal_prefix(pattern), *prefix, "{pattern}");
+        }
+        let r = KeyRegex::new("^Header_Name_920450_").expect("compiles");
+        assert!(r.is_match(b"header_name_920450_content-range"));
+        assert!(r.is_match(b"HEADER_NAME_920450_X"));
+        assert!(!r.is_match(b"header_name_920451_x"));
+        assert!(!r.is_match(b"head"));
+        let r = KeyRegex::new("^ab?c").expect("compiles");
+        assert!(r.is_match(b"ac") && r.is_match(b"abc") && !r.is_match(b"bc"));
     }
 }

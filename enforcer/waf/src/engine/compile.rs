@@ -471,14 +471,20 @@ pub(crate) fn case_only_triggers(name: &str) -> Option<[u64; 4]> {
 }
 
 /// For a transformation that leaves a value exactly as it is (not even
-/// changing case) when it contains none of a few bytes: those bytes. `None`
-/// for the ones that change case (`lowercase`, `uppercase`, `cmdLine`) or
-/// may change any value.
+/// changing case) when it contains none of a few bytes: those bytes. The
+/// case-changing ones add the letters they change (`lowercase`: `A`-`Z`).
+/// `None` for transformations that may change any value.
 pub(crate) fn unchanged_without(name: &str) -> Option<[u64; 4]> {
-    match name {
-        "lowercase" | "uppercase" | "cmdLine" => None,
-        _ => case_only_triggers(name),
+    let letters = match name {
+        "lowercase" | "cmdLine" => b'A'..=b'Z',
+        "uppercase" => b'a'..=b'z',
+        _ => return case_only_triggers(name),
+    };
+    let mut set = case_only_triggers(name)?;
+    for b in letters {
+        set[(b / 64) as usize] |= 1u64 << (b % 64);
     }
+    Some(set)
 }
 
 /// More one- or two-byte required literals than this and a rule is left out
@@ -536,10 +542,18 @@ impl Builder<'_> {
                     }
                     _ => None,
                 };
+                let step = unchanged_without(t.name);
+                let unchanged = match (chains.unchanged[node as usize], step) {
+                    (Some(a), Some(b)) => {
+                        Some([a[0] | b[0], a[1] | b[1], a[2] | b[2], a[3] | b[3]])
+                    }
+                    _ => None,
+                };
                 chains.parent.push(node);
                 chains.last.push(Some(*t));
                 chains.triggers.push(triggers);
-                chains.step_triggers.push(unchanged_without(t.name));
+                chains.step_triggers.push(step);
+                chains.unchanged.push(unchanged);
                 next
             });
         }
@@ -857,6 +871,7 @@ pub(crate) fn compile(
             last: vec![None],
             triggers: vec![Some([0; 4])],
             step_triggers: vec![None],
+            unchanged: vec![Some([0; 4])],
         },
         used_chains: FxHashSet::default(),
         next_bit: 0,

@@ -65,6 +65,10 @@ pub(crate) struct ChainTable {
     /// Per chain: bytes without which its last transformation leaves a value
     /// exactly unchanged (`None`: it may change any value, or its case).
     pub step_triggers: Vec<Option<[u64; 4]>>,
+    /// Per chain: bytes without which the whole chain leaves a value exactly
+    /// unchanged (the union of its steps' `step_triggers`; `None` when a
+    /// step may change any value).
+    pub unchanged: Vec<Option<[u64; 4]>>,
 }
 
 impl ChainTable {

@@ -213,6 +213,14 @@ impl Memo {
         if self.cells[at].value != NONE {
             return self.cells[at].value;
         }
+        if let Some(Some(unchanged)) = chains.unchanged.get(chain as usize) {
+            // None of the bytes any step acts on: the whole chain leaves the
+            // stored value as it is (most values for most chains).
+            if disjoint(&self.raw_bytes(slot, raw), unchanged) {
+                self.cells[at].value = 0;
+                return 0;
+            }
+        }
         let parent = chains.parent[chain as usize];
         let base = self.transformed(chains, slot, parent, raw);
         if base == 0 {
