@@ -656,14 +656,13 @@ impl Builder<'_> {
                 }
                 Some(bit)
             });
-        let union_skippable = prefilter_bit.is_some()
-            && !actions.multi_match
-            && targets.iter().all(|t| {
-                !t.count
-                    && crate::variables::has_stable_slot(t.variable)
-                    && (t.variable != Variable::Xml
-                        || matches!(t.xpath.as_deref(), Some("/*") | Some("//@*")))
-            });
+        let stored_targets = targets.iter().all(|t| {
+            !t.count
+                && crate::variables::has_stable_slot(t.variable)
+                && (t.variable != Variable::Xml
+                    || matches!(t.xpath.as_deref(), Some("/*") | Some("//@*")))
+        });
+        let union_skippable = prefilter_bit.is_some() && !actions.multi_match && stored_targets;
         // One `TX:key` target, no transformation, exclusion or multiMatch:
         // the transaction evaluates it with one look-up (the paranoia-level
         // gates and anomaly-score rules of the CRS).
@@ -759,6 +758,7 @@ impl Builder<'_> {
             chain_id,
             prefilter_bit,
             union_skippable,
+            stored_targets,
             union_ids,
             tx_target,
             disruptive,

@@ -125,6 +125,10 @@ pub(crate) struct Rule {
     /// prefilter bit is absent from the union, over every value of each
     /// target variable, of the bit sets of those values after its chain.
     pub union_skippable: bool,
+    /// Every target reads stored values with stable slots (no TX,
+    /// MATCHED_VARS, counts, XPath selections): the transaction evaluates
+    /// them straight from its stored lists, without collecting them first.
+    pub stored_targets: bool,
     /// Per target (same order): the dense id of the (chain, variable) union
     /// its skip check uses, or `NO_UNION` (a target naming one member, or a
     /// rule that is not `union_skippable`).

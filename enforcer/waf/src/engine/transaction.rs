@@ -65,10 +65,32 @@ struct Val {
 }
 
 impl Val {
+    fn as_ref(&self) -> ValRef<'_> {
+        ValRef {
+            var: self.var,
+            key: self.key.as_ref(),
+            value: &self.value,
+            slot: self.slot,
+        }
+    }
+}
+
+/// A value being evaluated, borrowed from the stored lists or from a
+/// collected [`Val`].
+#[derive(Clone, Copy)]
+struct ValRef<'a> {
+    var: Variable,
+    key: Option<&'a Bytes>,
+    value: &'a Bytes,
+    /// Cache slot (`NO_SLOT`: not cacheable).
+    slot: u32,
+}
+
+impl ValRef<'_> {
     /// MATCHED_VAR_NAME for this value (`ARGS:foo`), as UTF-8.
     fn name(&self) -> Bytes {
         let var = self.var.name().as_bytes();
-        match &self.key {
+        match self.key {
             Some(k) => {
                 let key = String::from_utf8_lossy(k);
                 let mut out = Vec::with_capacity(var.len() + 1 + key.len());
@@ -396,8 +418,10 @@ fn apply(t: Transformation, input: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// The values a transaction stores, each with its slot(s).
-#[derive(Default)]
+/// The values a transaction stores, each with its slot(s). Shared
+/// (`Arc`) so that a rule can read them while the transaction changes its
+/// other state; they only change between phases.
+#[derive(Clone, Default)]
 struct Stored {
     args_get: Vec<Entry>,
     args_post: Vec<Entry>,
@@ -494,7 +518,7 @@ pub struct Transaction {
     mode: EngineMode,
     start: Instant,
     /// Request and response values with their slots.
-    v: Stored,
+    v: Arc<Stored>,
     xml: Option<body::xml::XmlDocument>,
     /// TX, keys lowercased (shared `Bytes`, so collecting `TX:key` clones no key).
     tx: Collection,
@@ -615,7 +639,7 @@ impl Transaction {
             rs,
             mode,
             start: Instant::now(),
-            v: Stored::default(),
+            v: Arc::default(),
             xml: None,
             tx: FxHashMap::default(),
             collections: FxHashMap::default(),
@@ -650,9 +674,10 @@ impl Transaction {
     }
 
     fn set_scalar(&mut self, v: Variable, value: &[u8]) {
-        let slot = self.v.next_slot;
-        self.v.next_slot += 1;
-        self.v.scalars.insert(v, (Arc::from(value), slot));
+        let st = Arc::make_mut(&mut self.v);
+        let slot = st.next_slot;
+        st.next_slot += 1;
+        st.scalars.insert(v, (Arc::from(value), slot));
     }
 
     fn scalar(&self, v: Variable) -> Option<&Bytes> {
@@ -720,8 +745,9 @@ impl Transaction {
                 self.set_scalar(Variable::UrlencodedError, b"1");
             }
             let limit = self.rs.compiled.config.arguments_limit;
-            let next = &mut self.v.next_slot;
-            self.v.args_get = parsed
+            let st = Arc::make_mut(&mut self.v);
+            let next = &mut st.next_slot;
+            st.args_get = parsed
                 .pairs
                 .iter()
                 .take(limit)
@@ -758,9 +784,8 @@ impl Transaction {
 
     /// One request header (repeatable).
     pub fn add_request_header(&mut self, name: &[u8], value: &[u8]) {
-        self.v
-            .headers
-            .push(entry(&mut self.v.next_slot, name, value));
+        let st = Arc::make_mut(&mut self.v);
+        st.headers.push(entry(&mut st.next_slot, name, value));
         if name.eq_ignore_ascii_case(b"cookie") {
             self.parse_cookies(value);
         } else if name.eq_ignore_ascii_case(b"content-type") {
@@ -804,7 +829,8 @@ impl Transaction {
             if k.is_empty() {
                 continue;
             }
-            self.v.cookies.push(entry(&mut self.v.next_slot, k, v));
+            let st = Arc::make_mut(&mut self.v);
+            st.cookies.push(entry(&mut st.next_slot, k, v));
         }
     }
 
@@ -922,8 +948,9 @@ impl Transaction {
                     if parsed.invalid_encoding {
                         self.set_scalar(Variable::UrlencodedError, b"1");
                     }
-                    let next = &mut self.v.next_slot;
-                    self.v.args_post.extend(
+                    let st = Arc::make_mut(&mut self.v);
+                    let next = &mut st.next_slot;
+                    st.args_post.extend(
                         parsed
                             .pairs
                             .iter()
@@ -934,9 +961,9 @@ impl Transaction {
                 Some(BodyProcessor::Json) => {
                     // Like ModSecurity, keep the arguments read before an error.
                     let (pairs, err) = body::json::parse_partial(&body, &limits);
-                    let next = &mut self.v.next_slot;
-                    self.v
-                        .args_post
+                    let st = Arc::make_mut(&mut self.v);
+                    let next = &mut st.next_slot;
+                    st.args_post
                         .extend(pairs.iter().map(|(k, v)| entry(next, k, v)));
                     if let Some(e) = err {
                         if !body.is_empty() {
@@ -946,13 +973,14 @@ impl Transaction {
                 }
                 Some(BodyProcessor::Xml) => {
                     let (doc, err) = body::xml::XmlDocument::parse_partial(&body, &limits);
-                    let next = &mut self.v.next_slot;
-                    self.v.xml_text = doc
+                    let st = Arc::make_mut(&mut self.v);
+                    let next = &mut st.next_slot;
+                    st.xml_text = doc
                         .select("/*")
                         .iter()
                         .map(|v| entry(next, b"/*", v))
                         .collect();
-                    self.v.xml_attrs = doc
+                    st.xml_attrs = doc
                         .select("//@*")
                         .iter()
                         .map(|v| entry(next, b"//@*", v))
@@ -1026,33 +1054,30 @@ impl Transaction {
         if let Some(e) = &m.error {
             self.set_body_error(&format!("Multipart parsing error: {e}"));
         }
-        let next = &mut self.v.next_slot;
-        self.v
-            .args_post
+        let st = Arc::make_mut(&mut self.v);
+        let next = &mut st.next_slot;
+        st.args_post
             .extend(m.args.iter().map(|(k, v)| entry(next, k, v)));
         let mut total = 0usize;
         for file in &m.files {
-            self.v
-                .files
-                .push(entry(&mut self.v.next_slot, &file.name, &file.filename));
+            st.files
+                .push(entry(&mut st.next_slot, &file.name, &file.filename));
             let size = file.size.to_string();
-            self.v
-                .files_sizes
-                .push(entry(&mut self.v.next_slot, &file.name, size.as_bytes()));
+            st.files_sizes
+                .push(entry(&mut st.next_slot, &file.name, size.as_bytes()));
             total += file.size;
         }
         self.set_scalar(Variable::FilesCombinedSize, total.to_string().as_bytes());
-        let next = &mut self.v.next_slot;
-        self.v
-            .part_headers
+        let st = Arc::make_mut(&mut self.v);
+        let next = &mut st.next_slot;
+        st.part_headers
             .extend(m.part_headers.iter().map(|(k, v)| entry(next, k, v)));
     }
 
     /// One response header (repeatable).
     pub fn add_response_header(&mut self, name: &[u8], value: &[u8]) {
-        self.v
-            .resp_headers
-            .push(entry(&mut self.v.next_slot, name, value));
+        let st = Arc::make_mut(&mut self.v);
+        st.resp_headers.push(entry(&mut st.next_slot, name, value));
         if name.eq_ignore_ascii_case(b"content-type") {
             let ct = value
                 .split(|&b| b == b';')
@@ -1276,91 +1301,101 @@ impl Transaction {
         // Targets removed at run time (`ctl:ruleRemoveTarget*`) that apply to
         // this rule (CRS 941010 removes REQUEST_FILENAME from the rules tagged
         // xss-perf-disable for most requests); empty, without allocating, for
-        // every other rule.
-        let runtime: Vec<&Exclusion> = self
+        // every other rule. Cloned (a selector is reference counted), as the
+        // values are evaluated while the exclusions are applied.
+        let runtime: Vec<Exclusion> = self
             .removed_targets
             .iter()
             .filter(|(by, _)| self.removed_by_matches(by, rule))
-            .map(|(_, e)| e)
+            .map(|(_, e)| e.clone())
             .collect();
         if let (Some(tx_target), true) = (&rule.tx_target, runtime.is_empty()) {
             return self.eval_tx_target(rule, op, &tx_target.key, &tx_target.name);
         }
-        let mut vals = std::mem::take(&mut self.scratch);
-        vals.clear();
         let skip = if rule.actions.multi_match {
             None
         } else {
             rule.prefilter_bit.map(|b| (rule.chain_id, b))
         };
         let no_exclusions = rule.exclusions.is_empty() && runtime.is_empty();
-        for t in &rule.targets {
-            let from = vals.len();
-            self.collect_for(t, &mut vals, skip);
-            if no_exclusions {
-                continue;
-            }
-            // Only exclusions of this target's variable can drop its values.
-            let mut exclusions = rule.exclusions.iter().chain(runtime.iter().copied());
-            if exclusions.any(|e| e.variable == t.variable) {
-                let mut kept = from;
-                for k in from..vals.len() {
-                    let v = &vals[k];
-                    let key = v.key.as_deref().unwrap_or(b"");
-                    let excluded = rule
-                        .exclusions
-                        .iter()
-                        .chain(runtime.iter().copied())
-                        .any(|e| e.excludes(v.var, key));
-                    if !excluded {
-                        vals.swap(kept, k);
-                        kept += 1;
-                    }
-                }
-                vals.truncate(kept);
-            }
-        }
-        let mut any = false;
+        let excluded = |var: Variable, key: &[u8]| {
+            !no_exclusions
+                && rule
+                    .exclusions
+                    .iter()
+                    .chain(runtime.iter())
+                    .any(|e| e.excludes(var, key))
+        };
         let capture = rule.actions.capture;
-        for v in &vals {
-            if rule.actions.multi_match {
-                if v.slot != NO_SLOT {
-                    any |= self.eval_multi_match(rule, op, v, capture);
-                    continue;
-                }
-                for value in self.transform_all(rule, v) {
-                    if op
-                        .prefilter
-                        .as_ref()
-                        .is_some_and(|pf| !pf.may_match(&value))
-                    {
-                        continue;
+        let mut any = false;
+        if rule.stored_targets {
+            // Stored values do not change while a phase runs: evaluate them
+            // where they are (one reference count for the whole list).
+            let stored = Arc::clone(&self.v);
+            for t in &rule.targets {
+                let var = t.variable;
+                match stored.entry_lists(var, t.xpath.as_deref()) {
+                    Some((lists, names)) => {
+                        for e in lists.into_iter().flatten() {
+                            let slot = if names { e.kslot } else { e.vslot };
+                            if self.known_miss(slot, skip)
+                                || !t.selector.matches(&e.key)
+                                || excluded(var, &e.key)
+                            {
+                                continue;
+                            }
+                            let v = ValRef {
+                                var,
+                                key: Some(&e.key),
+                                value: if names { &e.key } else { &e.value },
+                                slot,
+                            };
+                            any |= self.eval_value(rule, op, v, capture);
+                        }
                     }
-                    any |= self.try_value(rule, op, v, &value, capture);
+                    None => {
+                        let Some((value, slot)) = stored.scalars.get(&var) else {
+                            continue;
+                        };
+                        if self.known_miss(*slot, skip) || excluded(var, b"") {
+                            continue;
+                        }
+                        let v = ValRef {
+                            var,
+                            key: None,
+                            value,
+                            slot: *slot,
+                        };
+                        any |= self.eval_value(rule, op, v, capture);
+                    }
                 }
-                continue;
             }
-            let may_match = match (rule.prefilter_bit, v.slot) {
-                (Some(bit), slot) if slot != NO_SLOT => {
-                    let offset = self.memo.bits(&self.rs, slot, rule.chain_id, &v.value);
-                    self.memo.has(offset, bit)
+        } else {
+            let mut vals = std::mem::take(&mut self.scratch);
+            vals.clear();
+            for t in &rule.targets {
+                let from = vals.len();
+                self.collect_for(t, &mut vals, skip);
+                // Only exclusions of this target's variable can drop its values.
+                let mut exclusions = rule.exclusions.iter().chain(runtime.iter());
+                if !no_exclusions && exclusions.any(|e| e.variable == t.variable) {
+                    let mut kept = from;
+                    for k in from..vals.len() {
+                        let v = &vals[k];
+                        if !excluded(v.var, v.key.as_deref().unwrap_or(b"")) {
+                            vals.swap(kept, k);
+                            kept += 1;
+                        }
+                    }
+                    vals.truncate(kept);
                 }
-                _ => true,
-            };
-            if !may_match {
-                continue;
             }
-            // The value itself when the chain left it unchanged (most values):
-            // borrowed from the local list, no reference count touched.
-            let transformed = self.transform_changed(rule, v);
-            let value = transformed.as_ref().unwrap_or(&v.value);
-            if v.slot == NO_SLOT && op.prefilter.as_ref().is_some_and(|pf| !pf.may_match(value)) {
-                continue;
+            for v in &vals {
+                any |= self.eval_value(rule, op, v.as_ref(), capture);
             }
-            any |= self.try_value(rule, op, v, value, capture);
+            vals.clear();
+            self.scratch = vals;
         }
-        vals.clear();
-        self.scratch = vals;
         if !any {
             self.clear_matched();
             return false;
@@ -1398,6 +1433,48 @@ impl Transaction {
         }
     }
 
+    /// Transforms one value as the rule says and evaluates the operator on it
+    /// (on each stage for multiMatch), unless the prefilter rules it out.
+    fn eval_value(
+        &mut self,
+        rule: &Rule,
+        op: &CompiledOperator,
+        v: ValRef<'_>,
+        capture: bool,
+    ) -> bool {
+        if rule.actions.multi_match {
+            if v.slot != NO_SLOT {
+                return self.eval_multi_match(rule, op, v, capture);
+            }
+            let mut any = false;
+            for value in self.transform_all(rule, v) {
+                if op
+                    .prefilter
+                    .as_ref()
+                    .is_some_and(|pf| !pf.may_match(&value))
+                {
+                    continue;
+                }
+                any |= self.try_value(rule, op, v, &value, capture);
+            }
+            return any;
+        }
+        if let (Some(bit), true) = (rule.prefilter_bit, v.slot != NO_SLOT) {
+            let offset = self.memo.bits(&self.rs, v.slot, rule.chain_id, v.value);
+            if !self.memo.has(offset, bit) {
+                return false;
+            }
+        }
+        // The value itself when the chain left it unchanged (most values):
+        // borrowed, no reference count touched.
+        let transformed = self.transform_changed(rule, v);
+        let value = transformed.as_ref().unwrap_or(v.value);
+        if v.slot == NO_SLOT && op.prefilter.as_ref().is_some_and(|pf| !pf.may_match(value)) {
+            return false;
+        }
+        self.try_value(rule, op, v, value, capture)
+    }
+
     /// Evaluates the operator on one (transformed) value; on a match records
     /// MATCHED_VAR(S) and runs the rule's setvars (once per matched value, as
     /// ModSecurity v3 does).
@@ -1405,7 +1482,7 @@ impl Transaction {
         &mut self,
         rule: &Rule,
         op: &CompiledOperator,
-        v: &Val,
+        v: ValRef<'_>,
         value: &Bytes,
         capture: bool,
     ) -> bool {
@@ -2097,19 +2174,19 @@ impl Transaction {
 
     /// The value after the rule's transformations when they changed it
     /// (`None`: the value as it is).
-    fn transform_changed(&mut self, rule: &Rule, v: &Val) -> Option<Bytes> {
+    fn transform_changed(&mut self, rule: &Rule, v: ValRef<'_>) -> Option<Bytes> {
         if rule.transformations.is_empty() {
             return None;
         }
         if v.slot != NO_SLOT {
-            let k =
-                self.memo
-                    .transformed(&self.rs.compiled.chains, v.slot, rule.chain_id, &v.value);
+            let k = self
+                .memo
+                .transformed(&self.rs.compiled.chains, v.slot, rule.chain_id, v.value);
             return self.memo.value(k).cloned();
         }
         let mut owned: Option<Vec<u8>> = None;
         for &t in &rule.transformations {
-            if let Some(o) = apply(t, owned.as_deref().unwrap_or(&v.value)) {
+            if let Some(o) = apply(t, owned.as_deref().unwrap_or(v.value)) {
                 owned = Some(o);
             }
         }
@@ -2126,7 +2203,7 @@ impl Transaction {
         &mut self,
         rule: &Rule,
         op: &CompiledOperator,
-        v: &Val,
+        v: ValRef<'_>,
         capture: bool,
     ) -> bool {
         let rs = Arc::clone(&self.rs);
@@ -2141,13 +2218,13 @@ impl Transaction {
         let mut any = false;
         let mut previous = NONE;
         for &chain in stages.iter().rev() {
-            let k = self.memo.transformed(chains, v.slot, chain, &v.value);
+            let k = self.memo.transformed(chains, v.slot, chain, v.value);
             if k == previous {
                 // This transformation left the value unchanged.
                 continue;
             }
             previous = k;
-            let value = self.memo.value(k).unwrap_or(&v.value).clone();
+            let value = self.memo.value(k).unwrap_or(v.value).clone();
             // A stage's bit set is used when some skip check already computed
             // it; scanning a new stage with the shared automaton costs more
             // than the rule's own small one.
@@ -2165,7 +2242,7 @@ impl Transaction {
 
     /// `multiMatch`: the value before any transformation and after each one
     /// that changed it.
-    fn transform_all(&mut self, rule: &Rule, v: &Val) -> Vec<Bytes> {
+    fn transform_all(&mut self, rule: &Rule, v: ValRef<'_>) -> Vec<Bytes> {
         let mut out = vec![v.value.clone()];
         let mut cur: Bytes = v.value.clone();
         for &t in &rule.transformations {
