@@ -276,11 +276,6 @@ impl Memo {
         out
     }
 
-    /// The transformed value for a `Cell::value` (`None`: unchanged).
-    fn value(&self, k: u32) -> Option<&Bytes> {
-        k.checked_sub(1).and_then(|i| self.values.get(i as usize))
-    }
-
     /// Offset in `bitsets` of the literal bit set of the value at `slot`
     /// (`raw`) after `chain`.
     fn bits(&mut self, rs: &RulesetInner, slot: u32, chain: u32, raw: &Bytes) -> usize {
@@ -1465,8 +1460,29 @@ impl Transaction {
                 return false;
             }
         }
-        // The value itself when the chain left it unchanged (most values):
-        // borrowed, no reference count touched.
+        if v.slot != NO_SLOT {
+            let k = if rule.transformations.is_empty() {
+                0
+            } else {
+                self.memo
+                    .transformed(&self.rs.compiled.chains, v.slot, rule.chain_id, v.value)
+            };
+            if k == 0 {
+                // Unchanged (most values): the stored value, borrowed.
+                return self.try_value(rule, op, v, v.value, capture);
+            }
+            // The transformed value stays in the memo, whose list is lent to
+            // the operator (nothing the operator does adds to it) instead of
+            // counting a reference to the value.
+            let values = std::mem::take(&mut self.memo.values);
+            let hit = match values.get(k as usize - 1) {
+                Some(value) => self.try_value(rule, op, v, value, capture),
+                None => false,
+            };
+            debug_assert!(self.memo.values.is_empty());
+            self.memo.values = values;
+            return hit;
+        }
         let transformed = self.transform_changed(rule, v);
         let value = transformed.as_ref().unwrap_or(v.value);
         if v.slot == NO_SLOT && op.prefilter.as_ref().is_some_and(|pf| !pf.may_match(value)) {
@@ -2172,17 +2188,11 @@ impl Transaction {
 
     // --------------------------------------------------- transformations
 
-    /// The value after the rule's transformations when they changed it
-    /// (`None`: the value as it is).
+    /// A value without a slot after the rule's transformations, when they
+    /// changed it (`None`: the value as it is).
     fn transform_changed(&mut self, rule: &Rule, v: ValRef<'_>) -> Option<Bytes> {
         if rule.transformations.is_empty() {
             return None;
-        }
-        if v.slot != NO_SLOT {
-            let k = self
-                .memo
-                .transformed(&self.rs.compiled.chains, v.slot, rule.chain_id, v.value);
-            return self.memo.value(k).cloned();
         }
         let mut owned: Option<Vec<u8>> = None;
         for &t in &rule.transformations {
@@ -2206,36 +2216,52 @@ impl Transaction {
         v: ValRef<'_>,
         capture: bool,
     ) -> bool {
-        let rs = Arc::clone(&self.rs);
-        let chains = &rs.compiled.chains;
         let mut stages: smallvec::SmallVec<[u32; 12]> = smallvec::SmallVec::new();
         let mut c = rule.chain_id;
         while c != 0 {
             stages.push(c);
-            c = chains.parent.get(c as usize).copied().unwrap_or(0);
+            c = self
+                .rs
+                .compiled
+                .chains
+                .parent
+                .get(c as usize)
+                .copied()
+                .unwrap_or(0);
         }
         stages.push(0);
         let mut any = false;
         let mut previous = NONE;
         for &chain in stages.iter().rev() {
+            let chains = &self.rs.compiled.chains;
             let k = self.memo.transformed(chains, v.slot, chain, v.value);
             if k == previous {
                 // This transformation left the value unchanged.
                 continue;
             }
             previous = k;
-            let value = self.memo.value(k).unwrap_or(v.value).clone();
             // A stage's bit set is used when some skip check already computed
             // it; scanning a new stage with the shared automaton costs more
             // than the rule's own small one.
-            let known_miss = rule
+            if rule
                 .prefilter_bit
-                .is_some_and(|bit| self.memo.known_miss(chains, v.slot, chain, bit));
-            let may_match =
-                !known_miss && op.prefilter.as_ref().is_none_or(|pf| pf.may_match(&value));
-            if may_match {
-                any |= self.try_value(rule, op, v, &value, capture);
+                .is_some_and(|bit| self.memo.known_miss(chains, v.slot, chain, bit))
+            {
+                continue;
             }
+            // The memo's list is lent to the operator (see `eval_value`).
+            let values = std::mem::take(&mut self.memo.values);
+            let value = match k {
+                0 => Some(v.value),
+                k => values.get(k as usize - 1),
+            };
+            let hit = value.is_some_and(|value| {
+                op.prefilter.as_ref().is_none_or(|pf| pf.may_match(value))
+                    && self.try_value(rule, op, v, value, capture)
+            });
+            debug_assert!(self.memo.values.is_empty());
+            self.memo.values = values;
+            any |= hit;
         }
         any
     }
