@@ -23,6 +23,7 @@
 pub mod actions;
 pub mod body;
 pub mod engine;
+mod live;
 pub mod macros;
 pub mod operators;
 mod search;

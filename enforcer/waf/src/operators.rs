@@ -14,7 +14,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+
+use crate::live::LiveCache;
 
 use crate::macros::MacroText;
 
@@ -170,14 +172,18 @@ impl RegexCache {
     }
 
     /// The compiled form of `pattern` (as written after `@rx`), compiling and
-    /// memoising it on first use.
+    /// memoising it on first use. A pattern that a live ruleset of this
+    /// process already compiled is shared with it, not compiled again: a
+    /// ruleset update that keeps most rules (a hot swap of the same CRS with
+    /// one rule file changed) recompiles only the new patterns.
     pub fn get_or_compile(&self, pattern: &str) -> Result<Arc<CompiledRegex>, OperatorError> {
         if let Some(found) = self.lock().get(pattern) {
             return Ok(Arc::clone(found));
         }
-        // Compile outside the lock: big patterns take a while and a poisoned
-        // or contended lock must not hold up other rules.
-        let compiled = Arc::new(CompiledRegex::compile(pattern)?);
+        // Compiled outside the map's lock: big patterns take a while and a
+        // poisoned or contended lock must not hold up other rules.
+        let compiled =
+            LIVE_REGEXES.get_or_build(pattern.to_owned(), |p| CompiledRegex::compile(p))?;
         let mut map = self.lock();
         let entry = map
             .entry(pattern.to_owned())
@@ -200,6 +206,10 @@ impl RegexCache {
         self.compiled.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+/// Patterns compiled by any [`RegexCache`] of this process that a ruleset
+/// still holds.
+static LIVE_REGEXES: LazyLock<LiveCache<String, CompiledRegex>> = LazyLock::new(LiveCache::new);
 
 /// Why an operator could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -379,5 +389,24 @@ mod tests {
             case_insensitive: false,
         };
         assert!(!exact.is_satisfied_by(b"UNION"));
+    }
+
+    #[test]
+    fn live_rulesets_share_compiled_patterns() {
+        let pattern = "(?i)shared-between-caches-[0-9]+";
+        let first = RegexCache::new();
+        let a = first.get_or_compile(pattern).expect("compiles");
+        // A second ruleset build (another cache) gets the same automaton
+        // while the first still holds it.
+        let second = RegexCache::new();
+        let b = second.get_or_compile(pattern).expect("compiles");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(second.len(), 1);
+        // Errors are not remembered.
+        assert!(second.get_or_compile("(unclosed").is_err());
+        assert!(LIVE_REGEXES.get(&"(unclosed".to_owned()).is_none());
+        // Once nothing holds it, the entry no longer upgrades.
+        drop((a, b, first, second));
+        assert!(LIVE_REGEXES.get(&pattern.to_owned()).is_none());
     }
 }

@@ -502,9 +502,21 @@ fn minimal_literals(literals: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
         .collect();
     lits.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
     lits.dedup();
+    // Thousands of short literals per rule (the pmFromFile lists): look each
+    // literal's substrings of the lengths kept so far up in a set, instead of
+    // searching every kept literal in it.
     let mut kept: Vec<Vec<u8>> = Vec::with_capacity(lits.len());
+    let mut kept_set: FxHashSet<Vec<u8>> = FxHashSet::default();
+    let mut kept_lengths: Vec<usize> = Vec::new();
     for l in lits {
-        if !kept.iter().any(|k| memchr::memmem::find(&l, k).is_some()) {
+        let contains_kept = kept_lengths
+            .iter()
+            .any(|&n| n == 0 || (n <= l.len() && l.windows(n).any(|w| kept_set.contains(w))));
+        if !contains_kept {
+            if !kept_lengths.contains(&l.len()) {
+                kept_lengths.push(l.len());
+            }
+            kept_set.insert(l.clone());
             kept.push(l);
         }
     }
@@ -1051,6 +1063,33 @@ mod tests {
         );
         assert_eq!(case_only_triggers("base64Decode"), None);
         assert_eq!(case_only_triggers("length"), None);
+    }
+
+    #[test]
+    fn minimal_literals_keep_exactly_the_literals_containing_no_other() {
+        let naive = |lits: &[&str]| {
+            let mut l: Vec<Vec<u8>> = lits.iter().map(|s| s.to_ascii_lowercase().into()).collect();
+            l.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+            l.dedup();
+            let all = l.clone();
+            l.retain(|x| {
+                !all.iter().any(|y| {
+                    y.len() < x.len() && (y.is_empty() || x.windows(y.len()).any(|w| w == &y[..]))
+                })
+            });
+            l
+        };
+        let cases: &[&[&str]] = &[
+            &["union", "select", "UNION select", "sel", "ion"],
+            &["ab", "ba", "aba", "bab", "abab", "b"],
+            &["/etc/passwd", "etc/", "/etc", "passwd", "wd"],
+            &["x", "X", "xx", "yx", "xy"],
+            &["", "a"],
+        ];
+        for lits in cases {
+            let got = minimal_literals(lits.iter().map(|s| s.as_bytes().to_vec()).collect());
+            assert_eq!(got, naive(lits), "{lits:?}");
+        }
     }
 
     #[test]

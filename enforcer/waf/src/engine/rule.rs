@@ -24,7 +24,9 @@ pub(crate) struct CompiledOperator {
 /// A literal prefilter derived from [`RequiredLiterals`].
 #[derive(Debug)]
 pub(crate) struct Prefilter {
-    automaton: AhoCorasick,
+    /// Shared with live rulesets (and a `@pm` operator) over the same
+    /// literals (see [`crate::live::phrase_automaton`]).
+    automaton: Arc<AhoCorasick>,
 }
 
 impl Prefilter {
@@ -32,10 +34,8 @@ impl Prefilter {
         if lits.literals.is_empty() || lits.literals.iter().any(|l| l.is_empty()) {
             return None;
         }
-        let automaton = aho_corasick::AhoCorasickBuilder::new()
-            .ascii_case_insensitive(lits.case_insensitive)
-            .build(&lits.literals)
-            .ok()?;
+        let automaton =
+            crate::live::phrase_automaton(lits.case_insensitive, &lits.literals).ok()?;
         Some(Prefilter { automaton })
     }
 

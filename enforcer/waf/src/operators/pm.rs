@@ -1,6 +1,8 @@
 //! `@pm`: case-insensitive multi-phrase match (Aho-Corasick).
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use std::sync::Arc;
+
+use aho_corasick::AhoCorasick;
 
 use super::{Operator, OperatorContext, OperatorError, RequiredLiterals};
 
@@ -102,7 +104,9 @@ fn parse_pm_content(arg: &[u8]) -> Vec<u8> {
 /// A compiled phrase list shared by `@pm` and `@pmFromFile`.
 #[derive(Debug)]
 pub(crate) struct PhraseSet {
-    automaton: AhoCorasick,
+    /// Shared with live rulesets that built the same list (see
+    /// [`crate::live::phrase_automaton`]).
+    automaton: Arc<AhoCorasick>,
     phrases: Vec<Vec<u8>>,
 }
 
@@ -110,13 +114,9 @@ impl PhraseSet {
     /// Builds the automaton (standard semantics: the match that ends first,
     /// like ModSecurity's ACMP; ASCII case-insensitive).
     pub(crate) fn new(operator: &str, phrases: Vec<Vec<u8>>) -> Result<PhraseSet, OperatorError> {
-        let automaton = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .build(&phrases)
-            .map_err(|e| {
-                OperatorError::invalid(operator, format!("cannot build automaton: {e}"))
-            })?;
+        let automaton = crate::live::phrase_automaton(true, &phrases).map_err(|e| {
+            OperatorError::invalid(operator, format!("cannot build automaton: {e}"))
+        })?;
         Ok(PhraseSet { automaton, phrases })
     }
 
