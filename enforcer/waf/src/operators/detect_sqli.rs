@@ -1,7 +1,11 @@
 //! `@detectSQLi`: SQL injection detection with libinjection (the
 //! `libinjectionrs` port).
 
+use std::sync::OnceLock;
+
+use libinjectionrs::sqli::sqli_data::SQL_KEYWORDS;
 use libinjectionrs::{SqliFlags, SqliState};
+use rustc_hash::FxHashSet;
 
 use super::{Operator, OperatorContext};
 
@@ -27,8 +31,11 @@ use super::{Operator, OperatorContext};
 pub struct DetectSqli;
 
 impl DetectSqli {
-    /// Builds the operator (it takes no argument).
+    /// Builds the operator (it takes no argument). Builds the fast path's
+    /// keyword set now, at rule-compile time, rather than on the first
+    /// request.
     pub fn new() -> DetectSqli {
+        non_bareword_keywords();
         DetectSqli
     }
 }
@@ -64,7 +71,13 @@ impl SqliFingerprint {
 /// occurrences uppercased; since libinjection treats keywords
 /// case-insensitively and ignores the content of strings and comments, C
 /// gives the same answer for both spellings.
+///
+/// Inputs for which [`provably_not_sqli`] holds are answered without running
+/// libinjection.
 pub fn detect_sqli(input: &[u8]) -> Option<SqliFingerprint> {
+    if provably_not_sqli(input) {
+        return None;
+    }
     if let Some(found) = run_libinjection(input) {
         return Some(found);
     }
@@ -85,6 +98,199 @@ pub fn detect_sqli(input: &[u8]) -> Option<SqliFingerprint> {
         }
     }
     run_libinjection(&upper)
+}
+
+/// Whether libinjection (`libinjectionrs` 0.1.1, all quote contexts and SQL
+/// dialects) provably finds no SQL injection in `input`, so [`detect_sqli`]
+/// can answer "not SQLi" without tokenizing. It holds for three classes,
+/// which cover most argument and cookie names and values of benign traffic:
+///
+/// 1. *tokens*: every byte is in `[A-Za-z0-9_]` (`id`, `99055`, `a1b2_c3`,
+///    and the empty input);
+/// 2. *dotted names*: the first byte is in `[A-Za-z_]`, every byte is in
+///    `[A-Za-z0-9_.]`, and no prefix ending just before a `.` is a keyword
+///    (`json.order.items.array_0.sku`);
+/// 3. *phrases*: up to six words of `[A-Za-z_][A-Za-z0-9_]*` separated by
+///    spaces (` `), where no word is a keyword and no two neighbours joined
+///    by one space are a keyword, if that text is shorter than 32 bytes
+///    (`mike hotel golf`).
+///
+/// "Keyword" means: libinjection's keyword lookup gives a type other than
+/// bareword.
+///
+/// Why libinjection never reports any of them (`SqliState::detect` and the
+/// code it calls):
+///
+/// - **Passes.** `detect` always runs the quote-less ANSI pass. It re-parses
+///   as MySQL only if that pass saw a `--x` or `#` comment, and runs the
+///   single- and double-quote passes only if the input holds `'` or `"`.
+///   No class holds `-`, `#`, `'` or `"`, so only the first pass runs.
+/// - **Tokens.** In the tokenizer's char map `_` and letters start a word
+///   (`b e n q u x`, either case, start `b'..'`, `e'..'`, `n'..'`, `q'..'`,
+///   `u&'..'`, `x'..'` strings only when followed by `'` or `&`, and fall
+///   back to a word otherwise); digits start a number. No byte of
+///   `[A-Za-z0-9_.]` ends a word, so a word runs to the end of the input,
+///   unless the text before a `.` or `` ` `` inside it is a keyword, where
+///   the word is cut. Class 1 has no `.`, class 2 excludes exactly that
+///   case, so a class-2 input (and a class-1 input starting with a letter or
+///   `_`) is one word token. Spaces are skipped and end a word, so a class-3
+///   input is a sequence of words, all barewords (a word of 32 bytes or more
+///   is not looked up and stays a bareword). A number is `0x` + hex digits,
+///   `0b` + binary digits, or decimal digits with an optional exponent and
+///   `d`/`f` suffix (a bare `0x`, `0b` or `1e` becomes a bareword); it stops
+///   before a non-digit, except that a `0b` form may stop before a digit
+///   `2`-`9`, which starts one more decimal number (or `2e`-style bareword)
+///   that stops before a non-digit. So a class-1 input is at most three
+///   tokens, `N1 N2 W`, each optional: numbers or numeric barewords `N1`,
+///   `N2`, and a trailing word `W` of any keyword type.
+/// - **Folding.** Only the word-merging rule could apply to these tokens:
+///   it replaces two neighbouring words by one when their text joined by a
+///   space is shorter than 32 bytes and a keyword. In class 1 the first of
+///   the two would be a numeric bareword (`0x`, `0b`, `1e`, ...), but the
+///   only keywords starting with a digit are the fingerprint entries, which
+///   contain no space; class 3 excludes such pairs. So nothing merges. No
+///   other two- or three-token rule matches a number or bareword followed
+///   by a number, bareword or word, and the leading-token skip (comments,
+///   `(`, SQL types, unary operators) can only drop a lone word.
+/// - **Fingerprints.** The fingerprint is therefore empty, one letter,
+///   `{1,n}` + `{1,n}` + optional `W` type, `{1,n}` + `W` type, or (class 3)
+///   up to five `n`. The blacklist (keywords of type `F`) has no entry made
+///   of `n` only, and no one-letter entry except `X`, which no keyword
+///   lookup yields. Its two-letter entries are `1c 1U nc sc vc vU`: `c` is
+///   a comment token (`--`, `#`, `/*`) that no lookup yields, `s`/`v`
+///   cannot come first, and `1U` is whitelisted when exactly two tokens
+///   were read (`1union`), the only way it arises here. None of its
+///   three-letter entries starts with two letters of `{1,n}`.
+///
+/// The six-word limit only bounds the cost of the lookups. Membership does
+/// not depend on letter case, so the uppercased re-run of [`detect_sqli`]'s
+/// `INTO` workaround would be clean as well. The facts
+/// about the keyword table are pinned, and all classes are checked
+/// exhaustively over the keyword table and by differential property tests
+/// against libinjectionrs, in `tests/libinjection_fast_path.rs`.
+pub fn provably_not_sqli(input: &[u8]) -> bool {
+    let (mut dots, mut spaces) = (false, false);
+    for &b in input {
+        match BYTE_CLASS[usize::from(b)] {
+            TOKEN => {}
+            DOT => dots = true,
+            SPACE => spaces = true,
+            _ => return false,
+        }
+    }
+    match (dots, spaces) {
+        (false, false) => true,
+        (true, false) => is_dotted_name(input),
+        (false, true) => is_bareword_phrase(input),
+        (true, true) => false,
+    }
+}
+
+/// Class 2 of [`provably_not_sqli`], for input made of `[A-Za-z0-9_.]`.
+fn is_dotted_name(input: &[u8]) -> bool {
+    starts_word(input)
+        && input
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'.')
+            .all(|(i, _)| !is_keyword(&[&input[..i]]))
+}
+
+/// Class 3 of [`provably_not_sqli`], for input made of `[A-Za-z0-9_ ]`.
+fn is_bareword_phrase(input: &[u8]) -> bool {
+    let mut words = input.split(|&b| b == b' ').filter(|w| !w.is_empty());
+    let mut previous: Option<&[u8]> = None;
+    for _ in 0..MAX_PHRASE_WORDS {
+        let Some(word) = words.next() else {
+            return true;
+        };
+        if !starts_word(word) || is_keyword(&[word]) {
+            return false;
+        }
+        if let Some(previous) = previous {
+            // libinjection only tries to merge words whose joined text is
+            // shorter than its 32-byte token buffer.
+            if previous.len() + 1 + word.len() < 32 && is_keyword(&[previous, word]) {
+                return false;
+            }
+        }
+        previous = Some(word);
+    }
+    words.next().is_none()
+}
+
+/// Whether `text` starts with `[A-Za-z_]` (so libinjection reads a word).
+fn starts_word(text: &[u8]) -> bool {
+    matches!(text.first(), Some(&b) if b.is_ascii_alphabetic() || b == b'_')
+}
+
+/// The most words class 3 of [`provably_not_sqli`] accepts: a bound on the
+/// cost of its lookups (two per word), which longer phrases would make
+/// exceed libinjection's own cost.
+const MAX_PHRASE_WORDS: usize = 6;
+
+/// [`BYTE_CLASS`] value of `[A-Za-z0-9_]`.
+const TOKEN: u8 = 1;
+/// [`BYTE_CLASS`] value of `.`.
+const DOT: u8 = 2;
+/// [`BYTE_CLASS`] value of ` `.
+const SPACE: u8 = 3;
+
+/// [`TOKEN`], [`DOT`], [`SPACE`] or 0 (anything else) for every byte.
+static BYTE_CLASS: [u8; 256] = {
+    let mut class = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'_' {
+            class[b] = TOKEN;
+        } else if c == b'.' {
+            class[b] = DOT;
+        } else if c == b' ' {
+            class[b] = SPACE;
+        }
+        b += 1;
+    }
+    class
+};
+
+/// A bound on the length of libinjection's keywords (the longest has 29
+/// bytes in 0.1.1; the bound is checked in `tests/libinjection_fast_path.rs`).
+const MAX_KEYWORD_LEN: usize = 32;
+
+/// Whether libinjection's keyword lookup (`libinjectionrs::sqli::sqli_data::
+/// lookup_word`, a binary search of the sorted keyword table by the
+/// uppercased text) gives a type other than bareword for `parts` joined by
+/// single spaces: the test the word parser uses to cut a word at a `.`, and
+/// the word-merging fold rule to merge two words. Answered from a hash set
+/// of the table's words of those types, without the lookup's allocation.
+fn is_keyword(parts: &[&[u8]]) -> bool {
+    let mut buf = [0u8; MAX_KEYWORD_LEN];
+    let mut len = 0;
+    for (n, part) in parts.iter().enumerate() {
+        let sep: &[u8] = if n > 0 { b" " } else { b"" };
+        for &b in sep.iter().chain(part.iter()) {
+            let Some(slot) = buf.get_mut(len) else {
+                return false; // longer than every keyword
+            };
+            *slot = b.to_ascii_uppercase();
+            len += 1;
+        }
+    }
+    non_bareword_keywords().contains(&buf[..len])
+}
+
+/// The words of libinjection's keyword table whose lookup type is not
+/// bareword (`lookup_word` maps every other type byte to bareword).
+fn non_bareword_keywords() -> &'static FxHashSet<&'static [u8]> {
+    static SET: OnceLock<FxHashSet<&'static [u8]>> = OnceLock::new();
+    SET.get_or_init(|| {
+        SQL_KEYWORDS
+            .iter()
+            .filter(|k| b"kfUETto&v1ABF".contains(&k.token_type))
+            .map(|k| k.word.as_bytes())
+            .collect()
+    })
 }
 
 fn run_libinjection(input: &[u8]) -> Option<SqliFingerprint> {
