@@ -18,13 +18,22 @@ responses). Besides throughput and latency it reports the CPU time (user +
 system, from /proc) each process spent per request, so the share of Envoy,
 the enforcer and the upstream is visible.
 
-Usage: enforcer/benches/proxy_bench.py [--duration S] [--no-build] [--markdown FILE]
+The moderate-load point (4 connections, 10 ms think time each) runs
+--rounds times, the setups interleaved within each round so that a burst of
+load from elsewhere on the machine hits them alike; added latency is taken
+per round against that round's passthrough and reported as median and range,
+with the load average before and after. --moderate-only skips the
+throughput points.
+
+Usage: enforcer/benches/proxy_bench.py [--duration S] [--rounds N] [--moderate-only]
+       [--no-build] [--markdown FILE]
 """
 import argparse
 import os
 import re
 import resource
 import shutil
+import statistics
 import signal
 import socket
 import subprocess
@@ -121,7 +130,10 @@ def lua_corpus(path, delay_ms=None):
         f.write("\n".join(lines) + "\n")
 
 
-def envoy_bootstrap(port, upstream, socket_path=None, service="shop/web"):
+def envoy_bootstrap(port, upstream, socket_path=None, service="shop/web", body=True):
+    """Envoy's configuration; with `socket_path`, ext_authz to the enforcer
+    there for `service`, buffering request bodies only if `body` (the control
+    plane turns buffering off for services whose WAF is off)."""
     authz = ""
     cluster = ""
     if socket_path:
@@ -151,7 +163,8 @@ def envoy_bootstrap(port, upstream, socket_path=None, service="shop/web"):
                 typed_per_filter_config:
                   envoy.filters.http.ext_authz:
                     "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute
-                    check_settings: {context_extensions: {palisade.service: "SERVICE"}}""".replace("SERVICE", service)
+                    check_settings: {context_extensions: {palisade.service: "SERVICE"}, disable_request_body_buffering: NOBODY}""".replace(
+            "SERVICE", service).replace("NOBODY", "false" if body else "true")
     return f"""
 static_resources:
   listeners:
@@ -265,6 +278,8 @@ def run_wrk(port, conns, duration, script, watch=None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3, help="repetitions of the moderate-load point")
+    ap.add_argument("--moderate-only", action="store_true", help="skip the throughput points")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--markdown")
     args = ap.parse_args()
@@ -361,7 +376,7 @@ rulesets:
         # of the ext_authz round trip itself.
         p2b = free_port()
         with open(os.path.join(tmp, "envoy-alp.yaml"), "w") as f:
-            f.write(envoy_bootstrap(p2b, up, sock, service="shop/alp"))
+            f.write(envoy_bootstrap(p2b, up, sock, service="shop/alp", body=False))
         envoy = start([ENVOY, "-c", os.path.join(tmp, "envoy-alp.yaml"), "--concurrency", "1", "--use-dynamic-base-id", "-l", "error"],
                       log=os.path.join(tmp, "envoy-alp.log"))
         configs.append(("Envoy + Palisade enforcer (policy only, WAF Off)", p2b, False,
@@ -394,67 +409,96 @@ rulesets:
         def cpu_text(v):
             return ", ".join(f"{role} {us:.1f}" for role, us in v["cpu_us"].items())
 
-        for name, port, _, pids in configs:
-            run_wrk(port, 8, 3, script)  # warm-up, not counted
-            results[name] = {c: run_wrk(port, c, args.duration, script, pids) for c in (1, 8, 32)}
-            r = results[name]
-            print(f"{name}: " + "; ".join(
-                f"c={c}: {v['rps']:.0f} req/s, p50 {v['p50']:.3f} ms, p99 {v['p99']:.3f} ms, CPU us/request: {cpu_text(v)}"
-                + (f", non-2xx {v['non2xx']}" if v['non2xx'] else "") + (f", {v['errors']}" if v['errors'] else "")
-                for c, v in r.items()))
+        load_before = os.getloadavg()
+        if not args.moderate_only:
+            for name, port, _, pids in configs:
+                run_wrk(port, 8, 3, script)  # warm-up, not counted
+                results[name] = {c: run_wrk(port, c, args.duration, script, pids) for c in (1, 8, 32)}
+                r = results[name]
+                print(f"{name}: " + "; ".join(
+                    f"c={c}: {v['rps']:.0f} req/s, p50 {v['p50']:.3f} ms, p99 {v['p99']:.3f} ms, CPU us/request: {cpu_text(v)}"
+                    + (f", non-2xx {v['non2xx']}" if v['non2xx'] else "") + (f", {v['errors']}" if v['errors'] else "")
+                    for c, v in r.items()))
 
         # Moderate load: 4 connections, each waiting 10 ms between requests
         # (wrk's `delay`), so every setup sees the same few hundred req/s.
-        paced = {}
-        for name, port, _, pids in configs:
-            paced[name] = run_wrk(port, 4, args.duration, paced_script, pids)
-            v = paced[name]
-            print(f"{name}: paced: {v['rps']:.0f} req/s, p50 {v['p50']:.3f} ms, p99 {v['p99']:.3f} ms")
-
+        # Rounds interleave the setups; added latency pairs each setup with
+        # the passthrough of the same round.
         names = [c[0] for c in configs]
-        base, palisade, alp_only, modsec = (results[n] for n in names)
+        paced = {n: [] for n in names}
+        for r in range(args.rounds):
+            for name, port, _, pids in configs:
+                if r == 0 and args.moderate_only:
+                    run_wrk(port, 4, 3, paced_script)  # warm-up, not counted
+                v = run_wrk(port, 4, args.duration, paced_script, pids)
+                paced[name].append(v)
+                print(f"{name}: moderate load, round {r + 1}: {v['rps']:.0f} req/s, p50 {v['p50']:.3f} ms,"
+                      f" p99 {v['p99']:.3f} ms, CPU us/request: {cpu_text(v)}")
+        load_after = os.getloadavg()
+
+        def spread(xs, fmt="{:.3f}"):
+            xs = sorted(xs)
+            if len(xs) == 1:
+                return fmt.format(xs[0])
+            return f"{fmt.format(statistics.median(xs))} ({fmt.format(xs[0])}..{fmt.format(xs[-1])})"
+
+        def added(name, key):
+            return [v[key] - b[key] for v, b in zip(paced[name], paced[names[0]])]
+
         lines = [
             f"Proxy benchmark ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores shared by wrk, the upstream and the proxy; "
-            f"{args.duration}s per point; corpus of {len(CORPUS)} benign requests, GET and POST)",
-            "",
-            "| setup | conns | req/s | p50 ms | p99 ms |",
-            "|---|---|---|---|---|",
+            f"{args.duration}s per point; corpus of {len(CORPUS)} benign requests, GET and POST; "
+            f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after)",
         ]
-        for n in names:
-            for c, v in results[n].items():
-                lines.append(f"| {n} | {c} | {v['rps']:.0f} | {v['p50']:.3f} | {v['p99']:.3f} |")
+        if results:
+            base, palisade, alp_only, modsec = (results[n] for n in names)
+            lines += [
+                "",
+                "| setup | conns | req/s | p50 ms | p99 ms |",
+                "|---|---|---|---|---|",
+            ]
+            for n in names:
+                for c, v in results[n].items():
+                    lines.append(f"| {n} | {c} | {v['rps']:.0f} | {v['p50']:.3f} | {v['p99']:.3f} |")
+            lines += [
+                "",
+                "CPU time per request at c=32 (microseconds, user + system, from /proc):",
+                "",
+                "| setup | " + " | ".join(["envoy", "enforcer", "nginx+modsec", "upstream", "wrk"]) + " |",
+                "|---|---|---|---|---|---|",
+            ]
+            for n in names:
+                cpu = results[n][32]["cpu_us"]
+                lines.append(f"| {n} | " + " | ".join(
+                    f"{cpu[r]:.1f}" if r in cpu else "" for r in ["envoy", "enforcer", "nginx+modsec", "upstream", "wrk"]) + " |")
         lines += [
             "",
-            "CPU time per request at c=32 (microseconds, user + system, from /proc):",
+            f"Moderate load (4 connections, 10 ms think time per connection; {args.rounds} interleaved rounds,"
+            " median (min..max)):",
             "",
-            "| setup | " + " | ".join(["envoy", "enforcer", "nginx+modsec", "upstream", "wrk"]) + " |",
+            "| setup | req/s | p50 ms | p99 ms | envoy CPU us/req | enforcer CPU us/req |",
             "|---|---|---|---|---|---|",
         ]
         for n in names:
-            cpu = results[n][32]["cpu_us"]
-            lines.append(f"| {n} | " + " | ".join(
-                f"{cpu[r]:.1f}" if r in cpu else "" for r in ["envoy", "enforcer", "nginx+modsec", "upstream", "wrk"]) + " |")
+            vs = paced[n]
+            cpu = {role: spread([v["cpu_us"][role] for v in vs], "{:.0f}") for role in ("envoy", "enforcer") if role in vs[0]["cpu_us"]}
+            lines.append(f"| {n} | {spread([v['rps'] for v in vs], '{:.0f}')} | {spread([v['p50'] for v in vs])} |"
+                         f" {spread([v['p99'] for v in vs])} | {cpu.get('envoy', '')} | {cpu.get('enforcer', '')} |")
         lines += [
             "",
-            "Moderate load (4 connections, 10 ms think time per connection):",
-            "",
-            "| setup | req/s | p50 ms | p99 ms |",
-            "|---|---|---|---|",
+            f"- added latency at moderate load (CRS): p50 {spread(added(names[1], 'p50'))} ms,"
+            f" p99 {spread(added(names[1], 'p99'))} ms; policy only: p50 {spread(added(names[2], 'p50'))} ms,"
+            f" p99 {spread(added(names[2], 'p99'))} ms",
         ]
-        for n in names:
-            v = paced[n]
-            lines.append(f"| {n} | {v['rps']:.0f} | {v['p50']:.3f} | {v['p99']:.3f} |")
-        lines += [
-            "",
-            f"- added latency at moderate load: p50 {paced[names[1]]['p50'] - paced[names[0]]['p50']:.3f} ms,"
-            f" p99 {paced[names[1]]['p99'] - paced[names[0]]['p99']:.3f} ms",
-            f"- Envoy + Palisade / Envoy passthrough throughput (c=32): {palisade[32]['rps'] / base[32]['rps']:.2f}",
-            f"- added p99 at c=1: {palisade[1]['p99'] - base[1]['p99']:.3f} ms; at c=8: {palisade[8]['p99'] - base[8]['p99']:.3f} ms",
-            f"- policy only (WAF Off) / passthrough throughput (c=32): {alp_only[32]['rps'] / base[32]['rps']:.2f};"
-            f" added p50 at c=1: {alp_only[1]['p50'] - base[1]['p50']:.3f} ms, p99: {alp_only[1]['p99'] - base[1]['p99']:.3f} ms",
-            f"- Envoy + Palisade / nginx + ModSecurity throughput (c=32): {palisade[32]['rps'] / modsec[32]['rps']:.2f}"
-            f" ({palisade[32]['rps']:.0f} vs {modsec[32]['rps']:.0f} req/s)",
-        ]
+        if results:
+            lines += [
+                f"- Envoy + Palisade / Envoy passthrough throughput (c=32): {palisade[32]['rps'] / base[32]['rps']:.2f}",
+                f"- added p99 at c=1: {palisade[1]['p99'] - base[1]['p99']:.3f} ms; at c=8: {palisade[8]['p99'] - base[8]['p99']:.3f} ms",
+                f"- policy only (WAF Off) / passthrough throughput (c=32): {alp_only[32]['rps'] / base[32]['rps']:.2f};"
+                f" added p50 at c=1: {alp_only[1]['p50'] - base[1]['p50']:.3f} ms, p99: {alp_only[1]['p99'] - base[1]['p99']:.3f} ms",
+                f"- Envoy + Palisade / nginx + ModSecurity throughput (c=32): {palisade[32]['rps'] / modsec[32]['rps']:.2f}"
+                f" ({palisade[32]['rps']:.0f} vs {modsec[32]['rps']:.0f} req/s)",
+            ]
         print("\n".join(lines))
         if args.markdown:
             with open(args.markdown, "w") as f:

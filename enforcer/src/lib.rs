@@ -28,6 +28,7 @@ pub mod snapshot;
 pub mod state;
 pub mod sync;
 pub mod tls;
+pub mod uds;
 pub mod wire;
 
 use std::net::SocketAddr;

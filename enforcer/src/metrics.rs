@@ -105,7 +105,7 @@ impl Metrics {
         let check_duration = Histogram::new(exponential_buckets(0.000_025, 2.0, 16));
         registry.register(
             "check_duration_seconds",
-            "Time to decide one Check request",
+            "Time from a Check request's arrival (its headers) to its decision",
             check_duration.clone(),
         );
         let snapshot_info = Family::<VersionLabels, Gauge>::default();

@@ -40,6 +40,7 @@ use tower::ServiceExt;
 
 use crate::check::{check_facts, record, response};
 use crate::decide::Outcome;
+use crate::uds::ReadInterestStream;
 use crate::{shutdown_signal, Shared, StartError};
 
 /// Largest Check request accepted (bodies included), in bytes.
@@ -247,6 +248,9 @@ fn encoded_response(outcome: &Outcome) -> Bytes {
 
 /// Serves one Check: collects the framed request, decodes, decides, answers.
 async fn serve_check(shared: &Shared, request: Request<Incoming>) -> Response<UnaryBody> {
+    // From the request's headers on: the duration metric includes waiting
+    // for the message, not only deciding it.
+    let started = Instant::now();
     if let Some(encoding) = request.headers().get("grpc-encoding") {
         if encoding.as_bytes() != b"identity" {
             let mut r = grpc_error(code::UNIMPLEMENTED, "compressed requests are not supported");
@@ -268,7 +272,6 @@ async fn serve_check(shared: &Shared, request: Request<Incoming>) -> Response<Un
             };
         }
     };
-    let started = Instant::now();
     let message = match unframe(&body) {
         Ok(m) => m,
         Err(e) => return grpc_error(e.0, e.1),
@@ -333,10 +336,13 @@ trait Listener: Send + 'static {
 }
 
 impl Listener for UnixListener {
-    type Io = tokio::net::UnixStream;
+    type Io = ReadInterestStream;
 
     async fn accept_io(&self) -> std::io::Result<Self::Io> {
-        self.accept().await.map(|(stream, _)| stream)
+        // Registered for read readiness only: no wake-up each time Envoy
+        // reads an answer (see `crate::uds`).
+        let (stream, _) = self.accept().await?;
+        ReadInterestStream::from_tokio(stream)
     }
 }
 
