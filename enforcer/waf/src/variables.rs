@@ -290,6 +290,31 @@ pub struct Target {
     pub count: bool,
     /// Raw XPath for `XML:<xpath>` (the selector is kept literally).
     pub xpath: Option<String>,
+    /// Which stored XML selection `xpath` names, decided once here so that
+    /// evaluating a rule does not read the XPath text.
+    pub xml_list: XmlList,
+}
+
+/// The XML selections a transaction stores when it parses an XML body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XmlList {
+    /// `XML:/*` (also `XML` without an XPath): every text node.
+    Text,
+    /// `XML://@*`: every attribute value.
+    Attributes,
+    /// Any other XPath, evaluated on the document when collected.
+    Other,
+}
+
+impl XmlList {
+    /// The selection an XPath (`None`: `XML` without one) names.
+    pub fn of(xpath: Option<&str>) -> XmlList {
+        match xpath.unwrap_or("/*") {
+            "/*" => XmlList::Text,
+            "//@*" => XmlList::Attributes,
+            _ => XmlList::Other,
+        }
+    }
 }
 
 /// An exclusion (`!ARGS:foo`) applied to a rule's targets.
@@ -356,6 +381,7 @@ pub fn compile(spec: &VariableSpec) -> Result<TargetSpec, String> {
         variable,
         selector,
         count: spec.count,
+        xml_list: XmlList::of(xpath.as_deref()),
         xpath,
     }))
 }

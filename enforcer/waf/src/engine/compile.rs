@@ -49,7 +49,7 @@ pub(crate) const NO_UNION: u32 = u32::MAX;
 /// The union source of a target: its variable, with XML attributes apart.
 pub(crate) fn union_source(t: &variables::Target) -> u32 {
     t.variable as u32
-        | if t.xpath.as_deref() == Some("//@*") {
+        | if t.xml_list == variables::XmlList::Attributes {
             1 << 16
         } else {
             0
@@ -776,6 +776,9 @@ impl Builder<'_> {
             disruptive,
             status,
             log,
+            tag_bloom: tag_text
+                .iter()
+                .fold(0, |b, t| b | super::rule::tag_bloom(t)),
             tag_text,
             msg_text,
             operator_text,

@@ -27,7 +27,7 @@ use crate::macros::MacroText;
 use crate::operators::OperatorContext;
 use crate::seclang::IdRange;
 use crate::transformations::Transformation;
-use crate::variables::{Exclusion, KeySelector, Target, TargetSpec, Variable};
+use crate::variables::{Exclusion, KeySelector, Target, TargetSpec, Variable, XmlList};
 
 type Bytes = Arc<[u8]>;
 
@@ -439,7 +439,7 @@ struct Stored {
 impl Stored {
     /// The stored entries behind a collection variable with stable slots
     /// (two lists for ARGS and ARGS_NAMES), and whether the keys are the values.
-    fn entry_lists(&self, var: Variable, xpath: Option<&str>) -> Option<([&[Entry]; 2], bool)> {
+    fn entry_lists(&self, var: Variable, xml: XmlList) -> Option<([&[Entry]; 2], bool)> {
         use Variable as V;
         let none: &[Entry] = &[];
         Some(match var {
@@ -459,10 +459,10 @@ impl Stored {
             V::FilesNames => ([&self.files, none], true),
             V::FilesSizes => ([&self.files_sizes, none], false),
             V::MultipartPartHeaders => ([&self.part_headers, none], false),
-            V::Xml => match xpath.unwrap_or("/*") {
-                "/*" => ([&self.xml_text, none], false),
-                "//@*" => ([&self.xml_attrs, none], false),
-                _ => return None,
+            V::Xml => match xml {
+                XmlList::Text => ([&self.xml_text, none], false),
+                XmlList::Attributes => ([&self.xml_attrs, none], false),
+                XmlList::Other => return None,
             },
             _ => return None,
         })
@@ -472,7 +472,8 @@ impl Stored {
 #[derive(Debug)]
 enum RemovedBy {
     Id(IdRange),
-    Tag(String),
+    /// A tag and its [`super::rule::tag_bloom`].
+    Tag(String, u64),
     Msg(String),
 }
 
@@ -1276,7 +1277,7 @@ impl Transaction {
     fn removed_by_matches(&self, by: &RemovedBy, rule: &Rule) -> bool {
         match by {
             RemovedBy::Id(r) => r.contains(rule.id),
-            RemovedBy::Tag(t) => rule.has_tag(t),
+            RemovedBy::Tag(t, bloom) => rule.has_tag_bloomed(t, *bloom),
             RemovedBy::Msg(m) => &rule.msg_text == m,
         }
     }
@@ -1329,7 +1330,7 @@ impl Transaction {
             let stored = Arc::clone(&self.v);
             for t in &rule.targets {
                 let var = t.variable;
-                match stored.entry_lists(var, t.xpath.as_deref()) {
+                match stored.entry_lists(var, t.xml_list) {
                     Some((lists, names)) => {
                         for e in lists.into_iter().flatten() {
                             let slot = if names { e.kslot } else { e.vslot };
@@ -1668,7 +1669,9 @@ impl Transaction {
         match ctl {
             Ctl::RuleEngine(m) => self.mode = *m,
             Ctl::RuleRemoveById(r) => self.removed.push(RemovedBy::Id(*r)),
-            Ctl::RuleRemoveByTag(t) => self.removed.push(RemovedBy::Tag(t.clone())),
+            Ctl::RuleRemoveByTag(t) => self
+                .removed
+                .push(RemovedBy::Tag(t.clone(), super::rule::tag_bloom(t))),
             Ctl::RuleRemoveByMsg(m) => self.removed.push(RemovedBy::Msg(m.clone())),
             Ctl::RuleRemoveTargetById(r, targets) => {
                 for e in as_exclusions(targets) {
@@ -1677,7 +1680,9 @@ impl Transaction {
             }
             Ctl::RuleRemoveTargetByTag(tag, targets) => {
                 for e in as_exclusions(targets) {
-                    self.removed_targets.push((RemovedBy::Tag(tag.clone()), e));
+                    let bloom = super::rule::tag_bloom(tag);
+                    self.removed_targets
+                        .push((RemovedBy::Tag(tag.clone(), bloom), e));
                 }
             }
             Ctl::RuleRemoveTargetByMsg(msg, targets) => {
@@ -1839,6 +1844,7 @@ impl Transaction {
                         selector,
                         count: false,
                         xpath: None,
+                        xml_list: XmlList::Text,
                     },
                     &mut vals,
                 );
@@ -1910,7 +1916,7 @@ impl Transaction {
                     }
                 }
             }
-            let Some((lists, names)) = stored.entry_lists(t.variable, t.xpath.as_deref()) else {
+            let Some((lists, names)) = stored.entry_lists(t.variable, t.xml_list) else {
                 if let Some((raw, slot)) = stored.scalars.get(&t.variable) {
                     let o = memo.bits(rs, *slot, chain, raw);
                     if memo.has(o, bit) {
@@ -2047,7 +2053,7 @@ impl Transaction {
             V::Xml => {
                 if let Some(doc) = &self.xml {
                     let xpath = t.xpath.as_deref().unwrap_or("/*");
-                    if let Some((lists, _)) = self.v.entry_lists(var, Some(xpath)) {
+                    if let Some((lists, _)) = self.v.entry_lists(var, t.xml_list) {
                         self.push_entries(out, var, lists[0], &KeySelector::All, false, skip);
                     } else {
                         for v in doc.select(xpath) {
@@ -2168,7 +2174,7 @@ impl Transaction {
                 });
             }
             _ => {
-                if let Some((lists, names)) = self.v.entry_lists(var, None) {
+                if let Some((lists, names)) = self.v.entry_lists(var, XmlList::Text) {
                     for list in lists {
                         self.push_entries(out, var, list, sel, names, skip);
                     }
