@@ -19,6 +19,9 @@
 //! instructions per Check (deterministic where CPU time on a shared machine
 //! is not; all threads, measured window only).
 
+#[path = "../tests/support/check_client.rs"]
+mod check_client;
+
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -27,16 +30,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
+use check_client::{channel, peer};
 use palisade_enforcer::check::{check, response};
 use palisade_enforcer::config::Config;
 use palisade_enforcer::events::EventOutput;
 use prost::Message;
-use tonic::transport::{Channel, Endpoint, Uri};
-use xds_api::pb::envoy::config::core::v3::{
-    address, socket_address, Address, HeaderMap, HeaderValue, SocketAddress,
-};
-use xds_api::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer, Request};
+use xds_api::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+use xds_api::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use xds_api::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use xds_api::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
 
@@ -89,19 +89,6 @@ const BROWSER_HEADERS: &[(&str, &str)] = &[
     ("accept-encoding", "gzip, deflate"),
     ("cookie", "session=9f8e7d6c5b4a; theme=dark"),
 ];
-
-fn peer(ip: &str, port: u32) -> Option<Peer> {
-    Some(Peer {
-        address: Some(Address {
-            address: Some(address::Address::SocketAddress(SocketAddress {
-                address: ip.to_string(),
-                port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
-                ..Default::default()
-            })),
-        }),
-        ..Default::default()
-    })
-}
 
 /// The corpus as Envoy's ext_authz filter would describe it for `service`.
 fn corpus(service: &str) -> Vec<CheckRequest> {
@@ -271,21 +258,6 @@ fn inproc(crs: Option<&Path>) {
         );
     }
     runtime.block_on(running.stop());
-}
-
-async fn channel(socket: &Path) -> Channel {
-    let socket = socket.to_path_buf();
-    Endpoint::from_static("http://enforcer")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move {
-                tokio::net::UnixStream::connect(socket)
-                    .await
-                    .map(TokioIo::new)
-            }
-        }))
-        .await
-        .expect("connect to the enforcer socket")
 }
 
 /// User plus system CPU time of a process, in clock ticks.

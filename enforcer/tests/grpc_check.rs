@@ -3,58 +3,29 @@
 //! a local state file, the policy-sync client against a fake control plane
 //! (reconnect, last snapshot kept, events reported), and the binary itself.
 
+#[path = "support/check_client.rs"]
+mod check_client;
 #[path = "support/control_plane.rs"]
 mod control_plane;
 #[path = "support/harness.rs"]
 mod harness;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
+use check_client::{channel, peer};
 use control_plane::{pb_rule, pb_ruleset, pb_service, pb_settings, FakeControlPlane};
 use harness::{get, inline_ruleset, wait_for};
-use hyper_util::rt::TokioIo;
 use palisade_enforcer::config::{Config, ControlPlaneAddr};
 use palisade_enforcer::events::EventOutput;
 use palisade_proto::sync::v1 as pb;
-use tonic::transport::{Channel, Endpoint, Uri};
-use xds_api::pb::envoy::config::core::v3::{
-    address, socket_address, Address, HeaderMap, HeaderValue, SocketAddress,
-};
-use xds_api::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer, Request};
+use tonic::transport::Channel;
+use xds_api::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+use xds_api::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use xds_api::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use xds_api::pb::envoy::service::auth::v3::{check_response, AttributeContext, CheckRequest};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-async fn channel(socket: &Path) -> Channel {
-    let socket = socket.to_path_buf();
-    Endpoint::from_static("http://enforcer")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move {
-                tokio::net::UnixStream::connect(socket)
-                    .await
-                    .map(TokioIo::new)
-            }
-        }))
-        .await
-        .expect("connect to the enforcer socket")
-}
-
-fn peer(ip: &str, port: u32) -> Option<Peer> {
-    Some(Peer {
-        address: Some(Address {
-            address: Some(address::Address::SocketAddress(SocketAddress {
-                address: ip.to_string(),
-                port_specifier: Some(socket_address::PortSpecifier::PortValue(port)),
-                ..Default::default()
-            })),
-        }),
-        ..Default::default()
-    })
-}
 
 /// A Check request for `service` with raw header values.
 fn check_request(
