@@ -22,6 +22,7 @@
 
 pub mod actions;
 pub mod body;
+mod byteset;
 pub mod engine;
 mod live;
 pub mod macros;

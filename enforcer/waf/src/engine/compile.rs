@@ -17,6 +17,7 @@ use super::rule::{
 };
 use super::{CompileError, EngineMode};
 use crate::actions::{Actions, Disruptive};
+use crate::byteset::{self, ByteSet};
 use crate::operators::{self, OperatorEnv, RegexCache};
 use crate::seclang::{
     ActionSpec, Directive, FileSource, IdRange, Located, RuleSpec, Span, VariableSpec,
@@ -430,12 +431,12 @@ fn tag_texts(a: &Actions) -> Vec<String> {
 /// escapes. A unit test runs every transformation listed here on values
 /// built from the bytes outside its set and checks that at most ASCII case
 /// changes.
-pub(crate) fn case_only_triggers(name: &str) -> Option<[u64; 4]> {
+pub(crate) fn case_only_triggers(name: &str) -> Option<ByteSet> {
     const WHITESPACE: &[u8] = b"\t\n\x0b\x0c\r ";
     let mut set = [0u64; 4];
     let mut add = |bytes: &[u8]| {
         for &b in bytes {
-            set[(b / 64) as usize] |= 1u64 << (b % 64);
+            byteset::insert(&mut set, b);
         }
     };
     match name {
@@ -474,7 +475,7 @@ pub(crate) fn case_only_triggers(name: &str) -> Option<[u64; 4]> {
 /// changing case) when it contains none of a few bytes: those bytes. The
 /// case-changing ones add the letters they change (`lowercase`: `A`-`Z`).
 /// `None` for transformations that may change any value.
-pub(crate) fn unchanged_without(name: &str) -> Option<[u64; 4]> {
+pub(crate) fn unchanged_without(name: &str) -> Option<ByteSet> {
     let letters = match name {
         "lowercase" | "cmdLine" => b'A'..=b'Z',
         "uppercase" => b'a'..=b'z',
@@ -482,7 +483,7 @@ pub(crate) fn unchanged_without(name: &str) -> Option<[u64; 4]> {
     };
     let mut set = case_only_triggers(name)?;
     for b in letters {
-        set[(b / 64) as usize] |= 1u64 << (b % 64);
+        byteset::insert(&mut set, b);
     }
     Some(set)
 }
@@ -548,19 +549,14 @@ impl Builder<'_> {
             let next = self.chains.len() as u32;
             let chains = &mut self.chains;
             node = *self.chain_nodes.entry((node, t.name)).or_insert_with(|| {
-                let triggers = match (chains.triggers[node as usize], case_only_triggers(t.name)) {
-                    (Some(a), Some(b)) => {
-                        Some([a[0] | b[0], a[1] | b[1], a[2] | b[2], a[3] | b[3]])
-                    }
-                    _ => None,
+                // A chain's sets are its parent's plus its last step's;
+                // unknown (`None`) as soon as one step's is.
+                let extend = |parent: Option<ByteSet>, step: Option<ByteSet>| {
+                    Some(byteset::union(&parent?, &step?))
                 };
+                let triggers = extend(chains.triggers[node as usize], case_only_triggers(t.name));
                 let step = unchanged_without(t.name);
-                let unchanged = match (chains.unchanged[node as usize], step) {
-                    (Some(a), Some(b)) => {
-                        Some([a[0] | b[0], a[1] | b[1], a[2] | b[2], a[3] | b[3]])
-                    }
-                    _ => None,
-                };
+                let unchanged = extend(chains.unchanged[node as usize], step);
                 chains.parent.push(node);
                 chains.last.push(Some(*t));
                 chains.triggers.push(triggers);
@@ -997,9 +993,9 @@ mod tests {
 
     /// Values built only from bytes outside a transformation's trigger set,
     /// including the bytes next to the trigger bytes and case changes.
-    fn samples(triggers: &[u64; 4]) -> Vec<Vec<u8>> {
+    fn samples(triggers: &ByteSet) -> Vec<Vec<u8>> {
         let allowed: Vec<u8> = (0u8..=255)
-            .filter(|&b| triggers[(b / 64) as usize] & (1u64 << (b % 64)) == 0)
+            .filter(|&b| !byteset::contains(triggers, b))
             .collect();
         let mut out = vec![Vec::new(), allowed.clone()];
         out.push(allowed.iter().rev().copied().collect());

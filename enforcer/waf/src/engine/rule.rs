@@ -5,6 +5,7 @@ use std::sync::Arc;
 use aho_corasick::AhoCorasick;
 
 use crate::actions::{Actions, Disruptive};
+use crate::byteset::ByteSet;
 use crate::operators::{Operator, RequiredLiterals};
 use crate::seclang::Span;
 use crate::transformations::Transformation;
@@ -61,14 +62,14 @@ pub(crate) struct ChainTable {
     /// so the value's literal bit set (case-insensitive) is the untransformed
     /// value's; `None` when some transformation of the chain may change any
     /// value (base64Decode, length ...).
-    pub triggers: Vec<Option<[u64; 4]>>,
+    pub triggers: Vec<Option<ByteSet>>,
     /// Per chain: bytes without which its last transformation leaves a value
     /// exactly unchanged (`None`: it may change any value, or its case).
-    pub step_triggers: Vec<Option<[u64; 4]>>,
+    pub step_triggers: Vec<Option<ByteSet>>,
     /// Per chain: bytes without which the whole chain leaves a value exactly
     /// unchanged (the union of its steps' `step_triggers`; `None` when a
     /// step may change any value).
-    pub unchanged: Vec<Option<[u64; 4]>>,
+    pub unchanged: Vec<Option<ByteSet>>,
 }
 
 impl ChainTable {

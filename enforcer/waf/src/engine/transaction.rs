@@ -23,6 +23,7 @@ use super::rule::{ChainTable, CompiledOperator, Item, LiteralPrefilter, Rule};
 use super::{DisruptiveAction, EngineMode, Intervention, MatchedRule, RulesetInner};
 use crate::actions::{AllowScope, BodyProcessor, Ctl, Disruptive, SetVar, SetVarOp};
 use crate::body::{self, BodyLimits};
+use crate::byteset::{self, disjoint, ByteSet};
 use crate::macros::MacroText;
 use crate::operators::OperatorContext;
 use crate::seclang::IdRange;
@@ -141,7 +142,7 @@ struct Memo {
     /// Transformed values that differ from their input.
     values: Vec<Bytes>,
     /// Per row: the set of bytes the slot's value contains (computed on demand).
-    bytes: Vec<Option<[u64; 4]>>,
+    bytes: Vec<Option<ByteSet>>,
     bitsets: Vec<u64>,
     /// Transformed content -> offset of its bit set.
     scanned: FxHashMap<Bytes, u32>,
@@ -152,7 +153,7 @@ struct Memo {
     /// members' untransformed bit sets and of the bytes they contain, for
     /// this phase. A chain whose trigger bytes none of the members holds
     /// changes them at most in case, so its union is this one.
-    raw_unions: FxHashMap<u32, (u32, [u64; 4])>,
+    raw_unions: FxHashMap<u32, (u32, ByteSet)>,
     /// An emptied match list of an earlier transaction, handed to the next
     /// one so that recording matches does not grow a new vector each time.
     spare_matched: Vec<MatchedRule>,
@@ -314,15 +315,9 @@ impl Memo {
 
     /// The set of bytes the stored value at `slot` (`raw`) contains, computed
     /// once per slot (the slot's row must exist).
-    fn raw_bytes(&mut self, slot: u32, raw: &[u8]) -> [u64; 4] {
+    fn raw_bytes(&mut self, slot: u32, raw: &[u8]) -> ByteSet {
         let row = self.rows[slot as usize] as usize;
-        *self.bytes[row].get_or_insert_with(|| {
-            let mut set = [0u64; 4];
-            for &b in raw {
-                set[(b / 64) as usize] |= 1u64 << (b % 64);
-            }
-            set
-        })
+        *self.bytes[row].get_or_insert_with(|| byteset::of(raw))
     }
 
     /// The bit set of `value`, scanning it unless the same content was.
@@ -356,7 +351,7 @@ impl Memo {
         words: usize,
         values: impl Iterator<Item = (u32, &'v Bytes, &'v Bytes)>,
         chain: u32,
-    ) -> (u32, [u64; 4]) {
+    ) -> (u32, ByteSet) {
         let union = self.bitsets.len();
         self.bitsets.resize(union + words, 0);
         let mut bytes = [0u64; 4];
@@ -367,10 +362,7 @@ impl Memo {
                 self.bitsets[union + w] |= word;
             }
             if chain == 0 {
-                let present = self.raw_bytes(slot, raw);
-                for (b, p) in bytes.iter_mut().zip(present) {
-                    *b |= p;
-                }
+                bytes = byteset::union(&bytes, &self.raw_bytes(slot, raw));
             }
         }
         (union as u32, bytes)
@@ -396,11 +388,6 @@ impl Memo {
         let c = &self.cells[row as usize * chains.len() + chain as usize];
         c.bits != NONE && !self.has(c.bits as usize, bit)
     }
-}
-
-/// Whether two 256-bit byte sets have no byte in common.
-fn disjoint(a: &[u64; 4], b: &[u64; 4]) -> bool {
-    a.iter().zip(b).all(|(x, y)| x & y == 0)
 }
 
 /// Applies one transformation; `None` when it left the input unchanged.

@@ -280,6 +280,18 @@ impl CompiledRegex {
     }
 }
 
+/// The HIR of `translated` (the pattern exactly as handed to the regex
+/// engine), parsed with the same flags, for the required-byte and
+/// required-literal analyses.
+fn parse_hir(translated: &str) -> Option<regex_syntax::hir::Hir> {
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(translated)
+        .ok()
+}
+
 /// Whether `pattern` (Rust syntax, after [`rewrite_pcre`]) has a `^` outside
 /// any class and no `\z`, so that [`CompiledRegex::evaluate`] must apply
 /// PCRE's rule that a multiline `^` never matches after a final newline.

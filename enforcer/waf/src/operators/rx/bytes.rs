@@ -16,22 +16,17 @@
 //! skip, never skip an input the regex would match.
 
 use regex_syntax::hir::{Class, Hir, HirKind};
-use regex_syntax::ParserBuilder;
 
-/// A set of bytes, one bit per byte value.
-pub(crate) type ByteSet = [u64; 4];
+use crate::byteset::contains;
+pub(crate) use crate::byteset::ByteSet;
 
+/// Adds `b` and, for a letter, its other case: the sets are closed under
+/// ASCII case.
 fn insert(set: &mut ByteSet, b: u8) {
-    set[usize::from(b / 64)] |= 1u64 << (b % 64);
-    // Closed under ASCII case.
+    crate::byteset::insert(set, b);
     if b.is_ascii_alphabetic() {
-        let o = b ^ 0x20;
-        set[usize::from(o / 64)] |= 1u64 << (o % 64);
+        crate::byteset::insert(set, b ^ 0x20);
     }
-}
-
-fn contains(set: &ByteSet, b: u8) -> bool {
-    set[usize::from(b / 64)] & (1u64 << (b % 64)) != 0
 }
 
 /// The bytes of ordinary text (letters, digits, space): a set holding one
@@ -41,7 +36,7 @@ const COMMON: ByteSet = {
     let mut b = 0u8;
     loop {
         if b.is_ascii_alphanumeric() || b == b' ' {
-            set[(b / 64) as usize] |= 1u64 << (b % 64);
+            crate::byteset::insert(&mut set, b);
         }
         if b == u8::MAX {
             break;
@@ -64,12 +59,7 @@ fn weight(set: &ByteSet) -> (u32, u32) {
 /// The required byte set of `translated` (the pattern exactly as handed to
 /// the regex engine), when it holds no letter, digit or space.
 pub(super) fn required_bytes(translated: &str) -> Option<ByteSet> {
-    let hir = ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(translated)
-        .ok()?;
+    let hir = super::parse_hir(translated)?;
     let set = necessary(&hir)?;
     (weight(&set).0 == 0).then_some(set)
 }

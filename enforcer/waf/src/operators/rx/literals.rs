@@ -19,7 +19,6 @@
 
 use regex_syntax::hir::literal::Extractor;
 use regex_syntax::hir::{self, Class, Hir, HirKind};
-use regex_syntax::ParserBuilder;
 
 use crate::operators::RequiredLiterals;
 
@@ -36,12 +35,7 @@ const ENOUGH_LEN: usize = 4;
 /// Computes the required literals of `translated`, the pattern exactly as
 /// handed to the regex engine (flags included).
 pub(super) fn required_literals(translated: &str) -> Option<RequiredLiterals> {
-    let hir = ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(translated)
-        .ok()?;
+    let hir = super::parse_hir(translated)?;
     let mut folded = false;
     let hir = fold_case(&hir, &mut folded);
     let mut literals = necessary(&hir)?;
