@@ -8,6 +8,7 @@
 
 mod compile;
 mod config;
+mod literal_scan;
 mod rule;
 mod transaction;
 

@@ -933,44 +933,17 @@ pub(crate) fn compile(
     let literals = if b.literals.is_empty() {
         None
     } else {
-        let mut index: FxHashMap<Vec<u8>, usize> = FxHashMap::default();
-        let mut patterns: Vec<Vec<u8>> = Vec::new();
-        let mut pattern_bits: Vec<Vec<u32>> = Vec::new();
-        for (lit, bit) in b.literals {
-            let i = *index.entry(lit.clone()).or_insert_with(|| {
-                patterns.push(lit);
-                pattern_bits.push(Vec::new());
-                patterns.len() - 1
-            });
-            if !pattern_bits[i].contains(&bit) {
-                pattern_bits[i].push(bit);
-            }
-        }
-        // A contiguous NFA: a DFA over the CRS's ~8,000 literals scans a
-        // little faster but takes ~90 MB and most of the compile time.
-        let automaton = aho_corasick::AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
-            .build(&patterns)
-            .map_err(|e| {
-                vec![CompileError {
-                    span: None,
-                    message: format!("prefilter automaton: {e}"),
-                }]
-            })?;
+        let scanner = super::literal_scan::LiteralScanner::new(b.literals).map_err(|e| {
+            vec![CompileError {
+                span: None,
+                message: format!("prefilter: {e}"),
+            }]
+        })?;
         if std::env::var_os("PALISADE_TRACE_MEM").is_some() {
-            eprintln!(
-                "MEM prefilter patterns={} bytes={}",
-                patterns.len(),
-                automaton.memory_usage()
-            );
+            eprintln!("MEM prefilter bytes={}", scanner.memory_usage());
         }
         Some(LiteralPrefilter {
-            automaton,
-            pattern_bits: pattern_bits
-                .into_iter()
-                .map(Vec::into_boxed_slice)
-                .collect(),
+            scanner,
             words: prefiltered_rules.div_ceil(64),
         })
     };

@@ -79,15 +79,13 @@ impl ChainTable {
     }
 }
 
-/// One Aho-Corasick automaton over the required literals of every
-/// prefiltered rule. A transaction scans each distinct transformed value once
-/// and gets the set of rules whose literals occur in it, instead of running
-/// one prefilter per rule and value. Rules are numbered by their bit.
+/// One scanner over the required literals of every prefiltered rule. A
+/// transaction scans each distinct transformed value once and gets the set of
+/// rules whose literals occur in it, instead of running one prefilter per rule
+/// and value. Rules are numbered by their bit.
 #[derive(Debug)]
 pub(crate) struct LiteralPrefilter {
-    pub automaton: AhoCorasick,
-    /// Pattern index to the rule bits it satisfies.
-    pub pattern_bits: Vec<Box<[u32]>>,
+    pub scanner: super::literal_scan::LiteralScanner,
     /// Number of u64 words in a bit set.
     pub words: usize,
 }

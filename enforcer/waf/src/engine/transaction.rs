@@ -329,11 +329,7 @@ impl Memo {
         match pf {
             Some(pf) => {
                 self.bitsets.resize(offset + pf.words, 0);
-                for m in pf.automaton.find_overlapping_iter(&value[..]) {
-                    for &b in pf.pattern_bits[m.pattern().as_usize()].iter() {
-                        self.bitsets[offset + (b / 64) as usize] |= 1u64 << (b % 64);
-                    }
-                }
+                pf.scanner.scan(&value[..], &mut self.bitsets[offset..]);
             }
             // No prefilter: nothing can be ruled out.
             None => self.bitsets.push(u64::MAX),
