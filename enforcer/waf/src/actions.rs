@@ -1,6 +1,8 @@
 //! SecLang actions: the closed vocabulary of what a rule does when it matches
 //! (and the metadata it carries), compiled from [`ActionSpec`]s.
 
+use std::sync::Arc;
+
 use crate::engine::EngineMode;
 use crate::macros::MacroText;
 use crate::seclang::{self, ActionSpec, IdRange};
@@ -57,6 +59,74 @@ pub struct SetVar {
     pub key: MacroText,
     /// The operation.
     pub op: SetVarOp,
+    /// What is known of it at compile time, so that running it allocates
+    /// and hashes as little as possible.
+    pub(crate) compiled: CompiledSetVar,
+}
+
+/// The parts of a `setvar` resolved at compile time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CompiledSetVar {
+    /// The collection is TX (no collection lookup by name).
+    pub tx: bool,
+    /// The key lowercased (keys are case-insensitive), when it holds no
+    /// macro: inserted by sharing, never copied.
+    pub key: Option<Arc<[u8]>>,
+    /// The value of an `=value` without macros, shared by every run.
+    pub value: Option<Arc<[u8]>>,
+    /// The operand of `=+n` / `=-n` without macros, parsed as `atoi` does.
+    pub delta: Option<i64>,
+}
+
+impl SetVar {
+    /// A setvar on `collection` (uppercase) with the given key and operation.
+    pub fn new(collection: String, key: MacroText, op: SetVarOp) -> SetVar {
+        let literal = |m: &MacroText| m.as_literal().map(<[u8]>::to_vec);
+        let compiled = CompiledSetVar {
+            tx: collection == "TX",
+            key: literal(&key).map(|mut k| {
+                k.make_ascii_lowercase();
+                Arc::from(k)
+            }),
+            value: match &op {
+                SetVarOp::Set(v) => literal(v).map(Arc::from),
+                _ => None,
+            },
+            delta: match &op {
+                SetVarOp::Add(v) | SetVarOp::Sub(v) => v.as_literal().map(atoi),
+                _ => None,
+            },
+        };
+        SetVar {
+            collection,
+            key,
+            op,
+            compiled,
+        }
+    }
+}
+
+/// `atoi`: optional leading whitespace and sign, then leading digits;
+/// anything else is 0. Saturates instead of overflowing.
+pub(crate) fn atoi(v: &[u8]) -> i64 {
+    let s = v.trim_ascii_start();
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut n: i64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        n = n.saturating_mul(10).saturating_add((b - b'0') as i64);
+    }
+    if neg {
+        -n
+    } else {
+        n
+    }
 }
 
 /// Request body processors selectable with `ctl:requestBodyProcessor`.
@@ -287,11 +357,7 @@ fn parse_setvar(value: &str) -> Result<SetVar, String> {
     if key.trim().is_empty() {
         return Err(format!("setvar with an empty key: {value:?}"));
     }
-    Ok(SetVar {
-        collection,
-        key: MacroText::parse(key.trim()),
-        op,
-    })
+    Ok(SetVar::new(collection, MacroText::parse(key.trim()), op))
 }
 
 fn parse_target_list(text: &str) -> Result<Vec<TargetSpec>, String> {
@@ -516,6 +582,54 @@ mod tests {
             a.ctls[0],
             Ctl::RuleRemoveTargetById(IdRange { start: 942100, .. }, _)
         ));
+    }
+
+    #[test]
+    fn setvars_are_resolved_at_compile_time() {
+        let compiled = |setvar: &str| {
+            let a = Actions::compile(&[spec("setvar", Some(setvar))]).expect("compiles");
+            a.setvars[0].compiled.clone()
+        };
+        let shared = |s: &str| Some(Arc::<[u8]>::from(s.as_bytes()));
+        // (setvar, TX, key, value, delta)
+        let cases = [
+            ("tx.Score=0", true, shared("score"), shared("0"), None),
+            ("TX.a=%{tx.b}", true, shared("a"), None, None),
+            ("tx.a_%{tx.0}=/%{tx.0}/", true, None, None, None),
+            ("tx.a=+5", true, shared("a"), None, Some(5)),
+            ("tx.a=- 3x", true, shared("a"), None, Some(3)),
+            ("tx.a=+%{tx.critical}", true, shared("a"), None, None),
+            ("tx.a", true, shared("a"), shared(""), None),
+            ("!tx.A", true, shared("a"), None, None),
+            ("ip.Hits=1", false, shared("hits"), shared("1"), None),
+        ];
+        for (setvar, tx, key, value, delta) in cases {
+            let want = CompiledSetVar {
+                tx,
+                key,
+                value,
+                delta,
+            };
+            assert_eq!(compiled(setvar), want, "{setvar}");
+        }
+    }
+
+    #[test]
+    fn atoi_semantics() {
+        // (text, value)
+        let cases: &[(&str, i64)] = &[
+            ("42abc", 42),
+            (" -7", -7),
+            ("+8", 8),
+            ("abc", 0),
+            ("", 0),
+            ("- 1", 0),
+            ("99999999999999999999", i64::MAX),
+            ("-99999999999999999999", -i64::MAX),
+        ];
+        for &(text, want) in cases {
+            assert_eq!(atoi(text.as_bytes()), want, "{text:?}");
+        }
     }
 
     #[test]

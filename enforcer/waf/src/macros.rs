@@ -9,11 +9,14 @@
 pub enum MacroPart {
     /// Literal bytes.
     Literal(Vec<u8>),
-    /// `%{COLLECTION}` or `%{COLLECTION.key}`; collection uppercased, key as written.
+    /// `%{COLLECTION}` or `%{COLLECTION.key}`; collection uppercased, key
+    /// lowercased.
     Variable {
         /// Collection or variable name, uppercase (`TX`, `MATCHED_VAR`, `RULE`).
         collection: String,
-        /// Member key after the first `.`, if any.
+        /// Member key after the first `.`, if any, lowercased: every key
+        /// is looked up case-insensitively, and TX keys are stored
+        /// lowercased, so a lookup needs no copy.
         key: Option<String>,
     },
 }
@@ -40,7 +43,7 @@ impl MacroText {
                             parts.push(MacroPart::Literal(std::mem::take(&mut literal)));
                         }
                         let (collection, key) = match inner.split_once(['.', ':']) {
-                            Some((c, k)) => (c, Some(k.to_string())),
+                            Some((c, k)) => (c, Some(k.to_ascii_lowercase())),
                             None => (inner, None),
                         };
                         parts.push(MacroPart::Variable {
@@ -82,18 +85,35 @@ impl MacroText {
         &self.parts
     }
 
+    /// `(collection, key)` when the whole text is one macro (`%{tx.a}`), so
+    /// that its value can be shared or borrowed instead of copied.
+    pub fn single_variable(&self) -> Option<(&str, Option<&str>)> {
+        match self.parts.as_slice() {
+            [MacroPart::Variable { collection, key }] => Some((collection, key.as_deref())),
+            _ => None,
+        }
+    }
+
     /// Expands with `lookup(collection, key)`; unknown variables expand to nothing.
-    pub fn expand_with(&self, mut lookup: impl FnMut(&str, Option<&str>, &mut Vec<u8>)) -> Vec<u8> {
+    pub fn expand_with(&self, lookup: impl FnMut(&str, Option<&str>, &mut Vec<u8>)) -> Vec<u8> {
         let mut out = Vec::new();
+        self.expand_into(&mut out, lookup);
+        out
+    }
+
+    /// [`expand_with`](Self::expand_with), appending to `out` (a buffer the
+    /// caller reuses, so that expanding allocates nothing once it is warm).
+    pub fn expand_into(
+        &self,
+        out: &mut Vec<u8>,
+        mut lookup: impl FnMut(&str, Option<&str>, &mut Vec<u8>),
+    ) {
         for part in &self.parts {
             match part {
                 MacroPart::Literal(l) => out.extend_from_slice(l),
-                MacroPart::Variable { collection, key } => {
-                    lookup(collection, key.as_deref(), &mut out)
-                }
+                MacroPart::Variable { collection, key } => lookup(collection, key.as_deref(), out),
             }
         }
-        out
     }
 }
 
@@ -103,7 +123,7 @@ mod tests {
 
     #[test]
     fn parses_literals_and_variables() {
-        let m = MacroText::parse("score %{TX.anomaly_score} by %{MATCHED_VAR_NAME}!");
+        let m = MacroText::parse("score %{TX.Anomaly_Score} by %{MATCHED_VAR_NAME}!");
         assert_eq!(
             m.parts(),
             &[
@@ -136,5 +156,29 @@ mod tests {
             out.extend_from_slice(format!("{c}/{}", k.unwrap_or("")).as_bytes())
         });
         assert_eq!(out, b"TX/a-REQUEST_HEADERS/host");
+        let mut buf = b"x:".to_vec();
+        m.expand_into(&mut buf, |c, _, out| out.extend_from_slice(c.as_bytes()));
+        assert_eq!(buf, b"x:TX-REQUEST_HEADERS");
+    }
+
+    #[test]
+    fn single_variable() {
+        // (text, the one variable it is)
+        let cases = [
+            ("%{tx.a}", Some(("TX", Some("a")))),
+            ("%{MATCHED_VAR}", Some(("MATCHED_VAR", None))),
+            (
+                "%{request_headers.User-Agent}",
+                Some(("REQUEST_HEADERS", Some("user-agent"))),
+            ),
+            ("/%{tx.0}/", None),
+            ("%{tx.a}%{tx.b}", None),
+            ("abc", None),
+            ("", None),
+            ("%{tx.a", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(MacroText::parse(text).single_variable(), want, "{text:?}");
+        }
     }
 }

@@ -11,6 +11,7 @@
 //! a literal and otherwise expand it per evaluation through
 //! [`OperatorContext::expand`].
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
@@ -119,6 +120,11 @@ impl RequiredLiterals {
 pub trait OperatorContext {
     /// Expands a macro argument (`%{tx.allowed_methods}`) against the transaction.
     fn expand(&self, text: &MacroText) -> Vec<u8>;
+    /// [`expand`](Self::expand), borrowing the value when the text is a
+    /// single variable the context holds (`%{tx.allowed_methods}`).
+    fn expand_cow(&self, text: &MacroText) -> Cow<'_, [u8]> {
+        Cow::Owned(self.expand(text))
+    }
     /// Whether the rule carries the `capture` action.
     fn capturing(&self) -> bool;
     /// Sets capture group `index` (0..=9) as `TX:index`; only called when capturing.

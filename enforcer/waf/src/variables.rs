@@ -210,14 +210,23 @@ pub struct KeyRegex {
     regex: Regex,
     /// Lowercased literal prefix of every selected key (may be empty).
     prefix: Box<[u8]>,
+    /// The pattern is `^` and the prefix, nothing more: the prefix compare
+    /// is the whole test.
+    prefix_only: bool,
+    /// Lowercased literal every selected key contains, for a pattern that
+    /// is not anchored (`TX:/MULTIPART_HEADERS_CONTENT_TYPES_*/`; may be empty).
+    infix: Box<[u8]>,
 }
 
 impl KeyRegex {
     /// Compiles a case-insensitive selector regex, with size limits.
     pub fn new(pattern: &str) -> Result<KeyRegex, String> {
+        let prefix = literal_prefix(pattern);
         Ok(KeyRegex {
             regex: selector_regex(pattern)?,
-            prefix: literal_prefix(pattern).into(),
+            prefix_only: pattern.starts_with('^') && pattern.len() == prefix.len() + 1,
+            prefix: prefix.into(),
+            infix: literal_infix(pattern).into(),
         })
     }
 
@@ -225,7 +234,11 @@ impl KeyRegex {
     pub fn is_match(&self, key: &[u8]) -> bool {
         key.len() >= self.prefix.len()
             && key[..self.prefix.len()].eq_ignore_ascii_case(&self.prefix)
-            && self.regex.is_match(key)
+            && (self.infix.is_empty()
+                || key
+                    .windows(self.infix.len())
+                    .any(|w| w.eq_ignore_ascii_case(&self.infix)))
+            && (self.prefix_only || self.regex.is_match(key))
     }
 
     /// The pattern as written.
@@ -245,6 +258,22 @@ fn literal_prefix(pattern: &str) -> Vec<u8> {
     if pattern.contains('|') {
         return Vec::new();
     }
+    leading_literal(rest)
+}
+
+/// The literal every match of a pattern that is not anchored contains,
+/// lowercased: its leading run as for [`literal_prefix`]. Empty for an
+/// anchored pattern or one with an alternation.
+fn literal_infix(pattern: &str) -> Vec<u8> {
+    if pattern.starts_with('^') || pattern.contains('|') {
+        return Vec::new();
+    }
+    leading_literal(pattern)
+}
+
+/// The run of letters, digits, `_` and `-` at the start of `rest`,
+/// lowercased, without its last character when a quantifier follows it.
+fn leading_literal(rest: &str) -> Vec<u8> {
     let bytes = rest.as_bytes();
     let run = bytes
         .iter()
@@ -471,6 +500,25 @@ mod tests {
         for (pattern, prefix) in cases {
             assert_eq!(literal_prefix(pattern), *prefix, "{pattern}");
         }
+        // (unanchored pattern, the literal every selected key contains)
+        let infixes: &[(&str, &[u8])] = &[
+            (
+                "MULTIPART_HEADERS_CONTENT_TYPES_*",
+                b"multipart_headers_content_types",
+            ),
+            ("paramcounter_.*", b"paramcounter_"),
+            ("a|b", b""),
+            ("^abc", b""),
+            ("\\x22?\\x24Version", b""),
+        ];
+        for (pattern, infix) in infixes {
+            assert_eq!(literal_infix(pattern), *infix, "{pattern}");
+        }
+        let r = KeyRegex::new("MULTIPART_HEADERS_CONTENT_TYPES_*").expect("compiles");
+        assert!(r.is_match(b"multipart_headers_content_types_x-file"));
+        assert!(r.is_match(b"A_MULTIPART_HEADERS_CONTENT_TYPES"));
+        assert!(!r.is_match(b"multipart_headers_content_type"));
+        assert!(!r.is_match(b"x"));
         let r = KeyRegex::new("^Header_Name_920450_").expect("compiles");
         assert!(r.is_match(b"header_name_920450_content-range"));
         assert!(r.is_match(b"HEADER_NAME_920450_X"));
@@ -478,5 +526,19 @@ mod tests {
         assert!(!r.is_match(b"head"));
         let r = KeyRegex::new("^ab?c").expect("compiles");
         assert!(r.is_match(b"ac") && r.is_match(b"abc") && !r.is_match(b"bc"));
+        // (pattern, answered by the prefix alone)
+        for (pattern, prefix_only) in [
+            ("^header_name_920450_", true),
+            ("^a-b", true),
+            ("^ab?c", false),
+            ("^abc$", false),
+            ("^ab|cd", false),
+            ("abc", false),
+            ("a", false),
+            ("^", true),
+        ] {
+            let r = KeyRegex::new(pattern).expect("compiles");
+            assert_eq!(r.prefix_only, prefix_only, "{pattern:?}");
+        }
     }
 }

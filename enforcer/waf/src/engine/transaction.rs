@@ -21,7 +21,9 @@ use super::compile::{union_source, NO_UNION};
 use super::config::BodyLimitAction;
 use super::rule::{ChainTable, CompiledOperator, Item, LiteralPrefilter, Rule};
 use super::{DisruptiveAction, EngineMode, Intervention, MatchedRule, RulesetInner};
-use crate::actions::{AllowScope, BodyProcessor, Ctl, Disruptive, SetVar, SetVarOp};
+use crate::actions::{
+    atoi as parse_int, AllowScope, BodyProcessor, Ctl, Disruptive, SetVar, SetVarOp,
+};
 use crate::body::{self, BodyLimits};
 use crate::byteset::{self, disjoint, ByteSet};
 use crate::macros::MacroText;
@@ -94,7 +96,16 @@ impl ValRef<'_> {
         match self.key {
             Some(k) => {
                 let key = String::from_utf8_lossy(k);
-                let mut out = Vec::with_capacity(var.len() + 1 + key.len());
+                let len = var.len() + 1 + key.len();
+                // Assembled on the stack when it fits: one allocation, the `Arc`.
+                let mut buf = [0u8; 128];
+                if let Some(out) = buf.get_mut(..len) {
+                    out[..var.len()].copy_from_slice(var);
+                    out[var.len()] = b':';
+                    out[var.len() + 1..].copy_from_slice(key.as_bytes());
+                    return Arc::from(&*out);
+                }
+                let mut out = Vec::with_capacity(len);
                 out.extend_from_slice(var);
                 out.push(b':');
                 out.extend_from_slice(key.as_bytes());
@@ -477,7 +488,84 @@ enum Flow<'r> {
 static UNIQUE: AtomicU64 = AtomicU64::new(1);
 
 /// A collection (TX, IP, ...): lowercased key to value.
+///
+/// Keys and values are shared (`Arc`) because rules read them as values
+/// (`TX:key`, `TX:/regex/`, MATCHED_VAR) without copying. Writing one
+/// rarely allocates: literal setvar keys and values are built at compile
+/// time, arithmetic results and counts up to [`SHARED_INTS`] come from a
+/// per-thread table, a value that is one variable (`%{tx.a}`,
+/// `%{MATCHED_VAR}`) shares that variable's value, and a capture of the
+/// whole input shares the input.
 type Collection = FxHashMap<Bytes, Bytes>;
+
+/// Room the TX collection starts with: the CRS at paranoia level 1 sets
+/// about 55 variables per request, so it never grows (rehashing) then.
+const TX_CAPACITY: usize = 64;
+
+/// Integers below this are shared values (see [`int_value`]).
+const SHARED_INTS: usize = 256;
+
+thread_local! {
+    /// `0`, `1`, ... `255` as shared values, made once per thread.
+    static INTS: Box<[Bytes]> = (0..SHARED_INTS)
+        .map(|n| Arc::from(n.to_string().as_bytes()))
+        .collect();
+}
+
+/// `n` in decimal as a value: shared (no allocation) when it is below
+/// [`SHARED_INTS`], else one allocation.
+fn int_value(n: i64) -> Bytes {
+    if let Ok(i) = usize::try_from(n) {
+        if i < SHARED_INTS {
+            if let Ok(v) = INTS.try_with(|t| t[i].clone()) {
+                return v;
+            }
+        }
+    }
+    let mut buf = [0u8; 20];
+    Arc::from(decimal(n, &mut buf))
+}
+
+/// Appends `n` in decimal to `out`.
+fn write_int(out: &mut Vec<u8>, n: i64) {
+    out.extend_from_slice(decimal(n, &mut [0u8; 20]));
+}
+
+/// `n` in decimal, written at the end of `buf`.
+fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        // i64::MIN has 19 digits: there is room for the sign.
+        at -= 1;
+        buf[at] = b'-';
+    }
+    &buf[at..]
+}
+
+/// Where a macro variable's value comes from.
+enum MacroSource<'a> {
+    /// A value the transaction holds (shared or borrowed, never copied).
+    Value(&'a Bytes),
+    /// Expands to nothing.
+    Empty,
+    /// Made on demand (`RULE`, `DURATION`, XML, ...).
+    Computed,
+}
+
+impl<'a> MacroSource<'a> {
+    fn found(v: Option<&'a Bytes>) -> MacroSource<'a> {
+        v.map_or(MacroSource::Empty, MacroSource::Value)
+    }
+}
 
 /// `key` lowercased in `buf` when it fits (no allocation), else owned.
 fn lowercase_key<'b>(key: &[u8], buf: &'b mut [u8; 64]) -> Cow<'b, [u8]> {
@@ -525,6 +613,8 @@ pub struct Transaction {
     memo: Memo,
     /// Reused buffer for a rule's collected values.
     scratch: Vec<Val>,
+    /// Reused buffers for setvar keys and values with macros.
+    setvar_bufs: (Vec<u8>, Vec<u8>),
 }
 
 impl Drop for Transaction {
@@ -549,28 +639,6 @@ impl std::fmt::Debug for Transaction {
             .field("matched", &self.matched.len())
             .field("intervention", &self.intervention)
             .finish_non_exhaustive()
-    }
-}
-
-/// `atoi`-like parse: optional sign, leading digits; anything else is 0.
-pub(crate) fn parse_int(v: &[u8]) -> i64 {
-    let s = v.trim_ascii_start();
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let mut n: i64 = 0;
-    for &b in digits {
-        if !b.is_ascii_digit() {
-            break;
-        }
-        n = n.saturating_mul(10).saturating_add((b - b'0') as i64);
-    }
-    if neg {
-        -n
-    } else {
-        n
     }
 }
 
@@ -620,7 +688,7 @@ impl Transaction {
             start: Instant::now(),
             v: Arc::default(),
             xml: None,
-            tx: FxHashMap::default(),
+            tx: Collection::with_capacity_and_hasher(TX_CAPACITY, Default::default()),
             collections: FxHashMap::default(),
             matched_var: None,
             matched_vars: Vec::new(),
@@ -641,6 +709,7 @@ impl Transaction {
             allow: AllowState::default(),
             memo: Memo::recycled(),
             scratch: Vec::with_capacity(64),
+            setvar_bufs: (Vec::new(), Vec::new()),
         };
         t.matched = std::mem::take(&mut t.memo.spare_matched);
         let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
@@ -1495,9 +1564,13 @@ impl Transaction {
 
     /// Whether the operator (negation applied) matches `value`.
     #[inline]
-    fn operator_hit(&mut self, op: &CompiledOperator, value: &[u8], capture: bool) -> bool {
+    fn operator_hit(&mut self, op: &CompiledOperator, value: &Bytes, capture: bool) -> bool {
         let hit = {
-            let mut cx = OpCx { tx: self, capture };
+            let mut cx = OpCx {
+                tx: self,
+                capture,
+                input: value,
+            };
             op.op.evaluate(&mut cx, value)
         };
         hit != op.negated
@@ -1520,8 +1593,11 @@ impl Transaction {
     /// No value of the current rule matched: MATCHED_VAR(S) are empty.
     #[inline]
     fn clear_matched(&mut self) {
-        self.matched_var = None;
-        self.matched_vars.clear();
+        // Most rules match nothing and find these empty already.
+        if self.matched_var.is_some() {
+            self.matched_var = None;
+            self.matched_vars.clear();
+        }
     }
 
     fn eval_msg(&mut self, rule: &Rule) {
@@ -1688,51 +1764,77 @@ impl Transaction {
     // ------------------------------------------------------------- setvar
 
     fn run_setvars(&mut self, setvars: &[SetVar]) {
+        if setvars.is_empty() {
+            return;
+        }
+        let (mut key_buf, mut value_buf) = std::mem::take(&mut self.setvar_bufs);
         for sv in setvars {
-            let mut buf = [0u8; 64];
-            let expanded;
-            let raw_key: &[u8] = match sv.key.as_literal() {
-                Some(l) => l,
-                None => {
-                    expanded = self.expand(&sv.key);
-                    &expanded
-                }
-            };
-            let key = lowercase_key(raw_key, &mut buf);
-            let value: Bytes = match &sv.op {
-                SetVarOp::Unset => {
-                    self.collection_mut(&sv.collection).remove(&key[..]);
-                    continue;
-                }
-                SetVarOp::Set(v) => match v.as_literal() {
-                    Some(l) => Arc::from(l),
-                    None => Arc::from(self.expand(v)),
-                },
-                SetVarOp::Add(v) | SetVarOp::Sub(v) => {
-                    let delta = match v.as_literal() {
-                        Some(l) => parse_int(l),
-                        None => parse_int(&self.expand(v)),
-                    };
-                    let cur = self
-                        .collection_mut(&sv.collection)
-                        .get(&key[..])
-                        .map(|c| parse_int(c))
-                        .unwrap_or(0);
-                    let n = if matches!(sv.op, SetVarOp::Add(_)) {
+            self.run_setvar(sv, &mut key_buf, &mut value_buf);
+        }
+        self.setvar_bufs = (key_buf, value_buf);
+    }
+
+    /// One setvar; `key_buf` and `value_buf` are scratch space for
+    /// expanding macros.
+    fn run_setvar(&mut self, sv: &SetVar, key_buf: &mut Vec<u8>, value_buf: &mut Vec<u8>) {
+        let compiled = &sv.compiled;
+        let key: &[u8] = match &compiled.key {
+            Some(k) => k,
+            None => {
+                key_buf.clear();
+                sv.key
+                    .expand_into(key_buf, |c, k, out| self.lookup_macro(c, k, out));
+                key_buf.make_ascii_lowercase();
+                key_buf
+            }
+        };
+        let value: Bytes = match &sv.op {
+            SetVarOp::Unset => {
+                self.setvar_collection(sv).remove(key);
+                return;
+            }
+            SetVarOp::Set(v) => match &compiled.value {
+                Some(literal) => Arc::clone(literal),
+                None => self.expand_shared(v, value_buf),
+            },
+            SetVarOp::Add(v) | SetVarOp::Sub(v) => {
+                let delta = match compiled.delta {
+                    Some(d) => d,
+                    None => self.expand_int(v, value_buf),
+                };
+                let add = matches!(sv.op, SetVarOp::Add(_));
+                let apply = |cur: i64| {
+                    if add {
                         cur.saturating_add(delta)
                     } else {
                         cur.saturating_sub(delta)
-                    };
-                    Arc::from(n.to_string().as_bytes())
+                    }
+                };
+                let col = self.setvar_collection(sv);
+                if let Some(slot) = col.get_mut(key) {
+                    *slot = int_value(apply(parse_int(slot)));
+                    return;
                 }
-            };
-            let col = self.collection_mut(&sv.collection);
-            match col.get_mut(&key[..]) {
-                Some(slot) => *slot = value,
-                None => {
-                    col.insert(Arc::from(&key[..]), value);
-                }
+                int_value(apply(0))
             }
+        };
+        let col = self.setvar_collection(sv);
+        match col.get_mut(key) {
+            Some(slot) => *slot = value,
+            None => {
+                let key = compiled.key.clone().unwrap_or_else(|| Arc::from(key));
+                col.insert(key, value);
+            }
+        }
+    }
+
+    /// The collection a setvar writes.
+    #[inline]
+    fn setvar_collection(&mut self, sv: &SetVar) -> &mut Collection {
+        if sv.compiled.tx {
+            &mut self.tx
+        } else {
+            self.collection_mut(&sv.collection)
         }
     }
 
@@ -1753,30 +1855,104 @@ impl Transaction {
         m.expand_with(|collection, key, out| self.lookup_macro(collection, key, out))
     }
 
-    fn lookup_macro(&self, collection: &str, key: Option<&str>, out: &mut Vec<u8>) {
+    /// [`Transaction::expand`], borrowing the value of a text that is one
+    /// variable the transaction holds (`%{tx.restricted_headers_basic}`).
+    fn expand_cow(&self, m: &MacroText) -> Cow<'_, [u8]> {
+        if let Some((collection, key)) = m.single_variable() {
+            match self.macro_source(collection, key) {
+                MacroSource::Value(v) => return Cow::Borrowed(v),
+                MacroSource::Empty => return Cow::Borrowed(b""),
+                MacroSource::Computed => {}
+            }
+        }
+        Cow::Owned(self.expand(m))
+    }
+
+    /// The expansion of `m` as a value: the variable's own value when `m` is
+    /// one variable the transaction holds, else expanded through `buf`.
+    fn expand_shared(&self, m: &MacroText, buf: &mut Vec<u8>) -> Bytes {
+        if let Some((collection, key)) = m.single_variable() {
+            if let MacroSource::Value(v) = self.macro_source(collection, key) {
+                return Arc::clone(v);
+            }
+        }
+        buf.clear();
+        m.expand_into(buf, |c, k, out| self.lookup_macro(c, k, out));
+        Arc::from(&buf[..])
+    }
+
+    /// The expansion of `m` read as an integer (`atoi`), through `buf`.
+    fn expand_int(&self, m: &MacroText, buf: &mut Vec<u8>) -> i64 {
+        if let Some((collection, key)) = m.single_variable() {
+            match self.macro_source(collection, key) {
+                MacroSource::Value(v) => return parse_int(v),
+                MacroSource::Empty => return 0,
+                MacroSource::Computed => {}
+            }
+        }
+        buf.clear();
+        m.expand_into(buf, |c, k, out| self.lookup_macro(c, k, out));
+        parse_int(buf)
+    }
+
+    /// Where `%{collection.key}` takes its value from: TX, MATCHED_VAR(_NAME),
+    /// the persistent collections and the stored request values are read in
+    /// place; everything else is [`MacroSource::Computed`].
+    fn macro_source(&self, collection: &str, key: Option<&str>) -> MacroSource<'_> {
         match (collection, key) {
-            ("TX", Some(k)) => {
-                let mut buf = [0u8; 64];
-                if let Some(v) = self.tx.get(&lowercase_key(k.as_bytes(), &mut buf)[..]) {
-                    out.extend_from_slice(v);
-                }
-            }
-            ("MATCHED_VAR", _) => {
-                if let Some((_, v)) = &self.matched_var {
-                    out.extend_from_slice(v);
-                }
-            }
+            // Macro keys are lowercased when parsed, as TX keys are stored.
+            ("TX", Some(k)) => MacroSource::found(self.tx.get(k.as_bytes())),
+            ("MATCHED_VAR", _) => MacroSource::found(self.matched_var.as_ref().map(|(_, v)| v)),
             ("MATCHED_VAR_NAME", _) => {
-                if let Some((n, _)) = &self.matched_var {
-                    out.extend_from_slice(n);
+                MacroSource::found(self.matched_var.as_ref().map(|(n, _)| n))
+            }
+            ("RULE", Some(_)) => MacroSource::Computed,
+            (c, k) => {
+                if let Some(col) = self.collections.get(c) {
+                    return MacroSource::found(k.and_then(|k| col.get(k.as_bytes())));
+                }
+                let Some(var) = Variable::from_name(c) else {
+                    return MacroSource::Empty;
+                };
+                if var == Variable::Xml {
+                    return MacroSource::Computed;
+                }
+                // As `collect` would give it: the first selected member.
+                if let Some((lists, names)) = self.v.entry_lists(var, XmlList::Text) {
+                    let want = k.filter(|_| var.is_collection()).map(str::as_bytes);
+                    let first = lists
+                        .into_iter()
+                        .flatten()
+                        .find(|e| want.is_none_or(|k| k.eq_ignore_ascii_case(&e.key)));
+                    return MacroSource::found(
+                        first.map(|e| if names { &e.key } else { &e.value }),
+                    );
+                }
+                match self.v.scalars.get(&var) {
+                    Some((v, _)) => MacroSource::Value(v),
+                    None => MacroSource::Computed,
                 }
             }
+        }
+    }
+
+    fn lookup_macro(&self, collection: &str, key: Option<&str>, out: &mut Vec<u8>) {
+        match self.macro_source(collection, key) {
+            MacroSource::Value(v) => out.extend_from_slice(v),
+            MacroSource::Empty => {}
+            MacroSource::Computed => self.computed_macro(collection, key, out),
+        }
+    }
+
+    /// The macros [`Transaction::macro_source`] cannot read in place.
+    fn computed_macro(&self, collection: &str, key: Option<&str>, out: &mut Vec<u8>) {
+        match (collection, key) {
             ("RULE", Some(k)) => {
                 let Some(rule) = self.current_rule() else {
                     return;
                 };
                 match k.to_ascii_lowercase().as_str() {
-                    "id" => out.extend_from_slice(rule.id.to_string().as_bytes()),
+                    "id" => write_int(out, rule.id),
                     "msg" => out.extend_from_slice(
                         self.pending_msg
                             .as_deref()
@@ -1785,7 +1961,7 @@ impl Transaction {
                     ),
                     "severity" => {
                         if let Some(s) = rule.actions.severity {
-                            out.extend_from_slice(s.to_string().as_bytes())
+                            write_int(out, i64::from(s))
                         }
                     }
                     "logdata" => {
@@ -1793,7 +1969,7 @@ impl Transaction {
                             out.extend_from_slice(d.as_bytes())
                         }
                     }
-                    "phase" => out.extend_from_slice(rule.phase.to_string().as_bytes()),
+                    "phase" => write_int(out, i64::from(rule.phase)),
                     "rev" => {
                         out.extend_from_slice(rule.actions.rev.as_deref().unwrap_or("").as_bytes())
                     }
@@ -1804,15 +1980,6 @@ impl Transaction {
                 }
             }
             (c, k) => {
-                if let Some(col) = self.collections.get(c) {
-                    let mut buf = [0u8; 64];
-                    if let Some(v) =
-                        k.and_then(|k| col.get(&lowercase_key(k.as_bytes(), &mut buf)[..]))
-                    {
-                        out.extend_from_slice(v);
-                    }
-                    return;
-                }
                 let Some(var) = Variable::from_name(c) else {
                     return;
                 };
@@ -1968,18 +2135,30 @@ impl Transaction {
     /// prefilter already excluded for that (chain, bit) are left out.
     fn collect_for(&self, t: &Target, out: &mut Vec<Val>, skip: Option<(u32, u32)>) {
         if t.count {
-            let mut tmp = Vec::new();
-            self.collect(
-                &Target {
-                    count: false,
-                    ..t.clone()
-                },
-                &mut tmp,
-            );
+            let n = if t.variable == Variable::Tx {
+                // `&TX:key` (the CRS 901 defaults): count without collecting.
+                match &t.selector {
+                    KeySelector::Key(k) => {
+                        let mut buf = [0u8; 64];
+                        usize::from(self.tx.contains_key(&lowercase_key(k, &mut buf)[..]))
+                    }
+                    sel => self.tx.keys().filter(|k| sel.matches(k)).count(),
+                }
+            } else {
+                let mut tmp = Vec::new();
+                self.collect(
+                    &Target {
+                        count: false,
+                        ..t.clone()
+                    },
+                    &mut tmp,
+                );
+                tmp.len()
+            };
             out.push(Val {
                 var: t.variable,
                 key: None,
-                value: Arc::from(tmp.len().to_string().as_bytes()),
+                value: int_value(i64::try_from(n).unwrap_or(i64::MAX)),
                 slot: NO_SLOT,
             });
             return;
@@ -2273,6 +2452,8 @@ impl Transaction {
 struct OpCx<'t> {
     tx: &'t mut Transaction,
     capture: bool,
+    /// The value the operator runs on: a capture of all of it shares it.
+    input: &'t Bytes,
 }
 
 impl OperatorContext for OpCx<'_> {
@@ -2280,20 +2461,39 @@ impl OperatorContext for OpCx<'_> {
         self.tx.expand(text)
     }
 
+    fn expand_cow(&self, text: &MacroText) -> Cow<'_, [u8]> {
+        self.tx.expand_cow(text)
+    }
+
     fn capturing(&self) -> bool {
         self.capture
     }
 
+    /// `TX:index` = `value`, without allocating when the capture is the
+    /// whole input (`^.*$`, as CRS 920450 captures header names), or when the
+    /// previous capture there has the same length and is not shared.
     fn set_capture(&mut self, index: usize, value: &[u8]) {
-        if index <= 9 {
-            const DIGITS: [&[u8]; 10] =
-                [b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8", b"9"];
-            let key = DIGITS[index];
-            match self.tx.tx.get_mut(key) {
-                Some(slot) => *slot = Arc::from(value),
-                None => {
-                    self.tx.tx.insert(Arc::from(key), Arc::from(value));
-                }
+        if index > 9 {
+            return;
+        }
+        let whole = value.len() == self.input.len() && value.as_ptr() == self.input.as_ptr();
+        let new = || {
+            if whole {
+                Arc::clone(self.input)
+            } else {
+                Arc::from(value)
+            }
+        };
+        let mut buf = [0u8; 20];
+        let key = decimal(index as i64, &mut buf);
+        match self.tx.tx.get_mut(key) {
+            Some(slot) => match Arc::get_mut(slot) {
+                Some(own) if !whole && own.len() == value.len() => own.copy_from_slice(value),
+                _ => *slot = new(),
+            },
+            None => {
+                let value = new();
+                self.tx.tx.insert(int_value(index as i64), value);
             }
         }
     }
@@ -2315,5 +2515,169 @@ mod tests {
     fn uri_decoding_keeps_invalid_sequences() {
         assert_eq!(uri_decode(b"/a%20b%zz%4"), b"/a b%zz%4");
         assert_eq!(uri_decode(b"%2e%2E/"), b"../");
+    }
+}
+
+#[cfg(test)]
+mod tx_tests {
+    //! The TX collection, setvar and macro machinery, end to end.
+
+    use super::*;
+    use crate::Ruleset;
+
+    #[test]
+    fn int_values() {
+        // (n, decimal)
+        let cases: &[(i64, &str)] = &[
+            (0, "0"),
+            (7, "7"),
+            (255, "255"),
+            (256, "256"),
+            (1000, "1000"),
+            (-1, "-1"),
+            (-256, "-256"),
+            (i64::MAX, "9223372036854775807"),
+            (i64::MIN, "-9223372036854775808"),
+        ];
+        for &(n, want) in cases {
+            assert_eq!(&*int_value(n), want.as_bytes(), "{n}");
+            let mut out = b"x".to_vec();
+            write_int(&mut out, n);
+            assert_eq!(&out[1..], want.as_bytes(), "{n}");
+        }
+        // Small values are shared, not allocated per call.
+        assert!(Arc::ptr_eq(&int_value(5), &int_value(5)));
+        assert!(!Arc::ptr_eq(&int_value(300), &int_value(300)));
+    }
+
+    /// Runs phase 1 of `rules` on a GET with `headers`; returns the transaction.
+    fn phase1(rules: &str, headers: &[(&str, &str)]) -> Transaction {
+        let rs = Ruleset::from_text(rules).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut tx = rs.transaction();
+        tx.process_connection("10.0.0.1", 40000, "10.0.0.2", 80);
+        tx.process_uri("/a?b=c", "GET", "HTTP/1.1");
+        for (k, v) in headers {
+            tx.add_request_header(k.as_bytes(), v.as_bytes());
+        }
+        assert!(tx.process_request_headers().is_none());
+        tx
+    }
+
+    #[test]
+    fn setvar_values_keys_and_arithmetic() {
+        let rules = r#"
+SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,\
+    setvar:tx.A=5,setvar:tx.b=%{tx.a},setvar:tx.copy=%{TX.A},\
+    setvar:tx.c=+3,setvar:tx.c=-10,setvar:tx.neg=-5,\
+    setvar:tx.d=x%{tx.a}y,setvar:tx.e=+%{tx.a},setvar:tx.e=+%{tx.A},\
+    setvar:tx.big=1000000,setvar:tx.big=+1,setvar:tx.str=abc,setvar:tx.str=+1,\
+    setvar:tx.gone=1,setvar:!tx.gone,setvar:tx.empty=,setvar:tx.missing=%{tx.nothing},\
+    setvar:tx.k_%{tx.a}=v,setvar:tx.Mixed_%{tx.d}=1,setvar:tx.host=%{request_headers.HOST},\
+    setvar:tx.lead=+%{tx.pad},setvar:tx.lead=+ 7x,setvar:tx.t=+%{tx.d}"
+SecRule &TX:a "@eq 1" "id:2,phase:1,pass,nolog,setvar:tx.count_a=%{MATCHED_VAR}"
+SecRule &TX:nothing "@eq 0" "id:3,phase:1,pass,nolog,setvar:tx.count_nothing=ok"
+SecAction "id:4,phase:1,pass,nolog,setvar:tx.methods=GET HEAD"
+SecRule REQUEST_METHOD "@within %{tx.methods}" \
+    "id:5,phase:1,pass,nolog,setvar:tx.m=%{MATCHED_VAR},setvar:tx.mn=%{MATCHED_VAR_NAME}"
+SecRule REQUEST_METHOD "@within %{tx.nothing}" "id:6,phase:1,pass,nolog,setvar:tx.never=1"
+"#;
+        let tx = phase1(rules, &[("Host", "example.com")]);
+        // (key, value; None: unset)
+        let cases: &[(&str, Option<&str>)] = &[
+            ("a", Some("5")),
+            ("A", Some("5")),
+            ("b", Some("5")),
+            ("copy", Some("5")),
+            ("c", Some("-7")),
+            ("neg", Some("-5")),
+            ("d", Some("x5y")),
+            ("e", Some("10")),
+            ("big", Some("1000001")),
+            ("str", Some("1")),
+            ("gone", None),
+            ("empty", Some("")),
+            ("missing", Some("")),
+            ("k_5", Some("v")),
+            ("mixed_x5y", Some("1")),
+            ("host", Some("example.com")),
+            ("lead", Some("7")),
+            ("t", Some("0")),
+            ("count_a", Some("1")),
+            ("count_nothing", Some("ok")),
+            ("m", Some("GET")),
+            ("mn", Some("REQUEST_METHOD")),
+            ("never", None),
+        ];
+        for &(key, want) in cases {
+            let got = tx.tx_var(key);
+            assert_eq!(
+                got.as_deref(),
+                want.map(str::as_bytes),
+                "tx.{key} = {:?}",
+                got.as_deref().map(String::from_utf8_lossy)
+            );
+        }
+    }
+
+    #[test]
+    fn captures_feed_setvar_and_prefix_selectors() {
+        // CRS 920450's shape: one TX variable per header name, then the
+        // variables under that prefix checked against a list.
+        let rules = r#"
+SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.restricted=/x-bad/ /proxy/"
+SecRule REQUEST_HEADERS_NAMES "@rx ^.*$" \
+    "id:2,phase:1,pass,nolog,capture,t:none,t:lowercase,\
+    setvar:'tx.hn_%{tx.0}=/%{tx.0}/',chain"
+    SecRule TX:/^hn_/ "@within %{tx.restricted}" "setvar:tx.hits=+1,setvar:tx.last=%{MATCHED_VAR}"
+SecRule REQUEST_HEADERS:Host "@rx ^(ex)(am)ple" \
+    "id:3,phase:1,pass,nolog,capture,setvar:tx.parts=%{tx.1}-%{tx.2}-%{tx.0}"
+SecRule REQUEST_HEADERS:Host "@rx ^(ex)(am)ple" \
+    "id:4,phase:1,pass,nolog,capture,setvar:tx.again=%{tx.0},setvar:tx.name=%{MATCHED_VAR_NAME}"
+SecRule REQUEST_HEADERS_NAMES "@rx (?i)^x-long" \
+    "id:5,phase:1,pass,nolog,setvar:tx.long=%{MATCHED_VAR_NAME}"
+"#;
+        let long = format!("X-Long{}", "a".repeat(150));
+        let headers = [
+            ("Host", "example.com"),
+            ("X-Bad", "1"),
+            ("Accept", "*/*"),
+            (&long, "1"),
+        ];
+        let tx = phase1(rules, &headers);
+        // (key, value; None: unset)
+        let cases: &[(&str, Option<&str>)] = &[
+            ("hn_host", Some("/host/")),
+            ("hn_x-bad", Some("/x-bad/")),
+            ("hn_accept", Some("/accept/")),
+            (
+                &*format!("hn_{}", long.to_ascii_lowercase()),
+                Some(&*format!("/{}/", long.to_ascii_lowercase())),
+            ),
+            ("hits", Some("1")),
+            ("last", Some("/x-bad/")),
+            ("parts", Some("ex-am-example")),
+            ("again", Some("example")),
+            ("name", Some("REQUEST_HEADERS:Host")),
+            ("long", Some(&*format!("REQUEST_HEADERS_NAMES:{long}"))),
+            ("0", Some("example")),
+            ("1", Some("ex")),
+            ("2", Some("am")),
+            ("3", None),
+        ];
+        for &(key, want) in cases {
+            let got = tx.tx_var(key);
+            assert_eq!(
+                got.as_deref(),
+                want.map(str::as_bytes),
+                "tx.{key} = {:?}",
+                got.as_deref().map(String::from_utf8_lossy)
+            );
+        }
+        assert_eq!(
+            tx.matched_rules().iter().map(|m| m.id).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
     }
 }

@@ -56,11 +56,14 @@ impl StringArg {
         }
     }
 
-    /// The argument's value for this evaluation (a borrow when literal).
-    pub(crate) fn resolve<'a>(&'a self, cx: &dyn OperatorContext) -> Cow<'a, [u8]> {
+    /// The argument's value for this evaluation: a borrow when literal, and
+    /// when the macro is one variable the context holds
+    /// ([`OperatorContext::expand_cow`]), so `@within %{tx.allowed_methods}`
+    /// copies nothing per value.
+    pub(crate) fn resolve<'a>(&'a self, cx: &'a dyn OperatorContext) -> Cow<'a, [u8]> {
         match self {
             StringArg::Literal(lit) => Cow::Borrowed(lit),
-            StringArg::Macro(text) => Cow::Owned(cx.expand(text)),
+            StringArg::Macro(text) => cx.expand_cow(text),
         }
     }
 
@@ -86,17 +89,28 @@ impl StringArg {
         if empty == Empty::InputMatches && input.is_empty() {
             return true;
         }
-        let argument = self.resolve(cx);
-        if empty == Empty::ArgumentMatches && argument.is_empty() {
-            return true;
-        }
-        if !compare(input, &argument) {
-            return false;
-        }
-        match record {
-            Record::Nothing => {}
-            Record::Argument => cx.set_matched_data(&argument),
-            Record::Input => cx.set_matched_data(input),
+        // The argument may borrow from `cx`, which recording needs mutably:
+        // a matched macro argument is copied out first (matches are rare).
+        let matched_argument = {
+            let argument = self.resolve(cx);
+            if empty == Empty::ArgumentMatches && argument.is_empty() {
+                return true;
+            }
+            if !compare(input, &argument) {
+                return false;
+            }
+            match (record, self) {
+                (Record::Argument, StringArg::Macro(_)) => Some(argument.into_owned()),
+                _ => None,
+            }
+        };
+        match (record, self) {
+            (Record::Nothing, _) => {}
+            (Record::Argument, StringArg::Literal(lit)) => cx.set_matched_data(lit),
+            (Record::Argument, StringArg::Macro(_)) => {
+                cx.set_matched_data(matched_argument.as_deref().unwrap_or_default())
+            }
+            (Record::Input, _) => cx.set_matched_data(input),
         }
         true
     }
@@ -194,6 +208,7 @@ pub(crate) fn for_each_data_file(
 pub(crate) mod test_support {
     //! A fake [`OperatorContext`] and data files for unit tests.
 
+    use std::borrow::Cow;
     use std::collections::HashMap;
     use std::io;
 
@@ -263,6 +278,20 @@ pub(crate) mod test_support {
                     out.extend_from_slice(v);
                 }
             })
+        }
+
+        /// Borrows a single variable's value, as the transaction does.
+        fn expand_cow(&self, text: &MacroText) -> Cow<'_, [u8]> {
+            if let Some((collection, key)) = text.single_variable() {
+                let name = match key {
+                    Some(k) => format!("{collection}.{k}").to_ascii_lowercase(),
+                    None => collection.to_ascii_lowercase(),
+                };
+                if let Some(v) = self.vars.get(&name) {
+                    return Cow::Borrowed(v);
+                }
+            }
+            Cow::Owned(self.expand(text))
         }
 
         fn capturing(&self) -> bool {
