@@ -87,6 +87,9 @@ pub struct Ruleset {
 
 pub(crate) struct RulesetInner {
     pub(crate) compiled: compile::Compiled,
+    /// The state the static rules at the start of phase 1 leave, computed
+    /// once (see `transaction::prefix`).
+    pub(crate) prefix: Option<transaction::prefix::Prefix>,
 }
 
 impl fmt::Debug for Ruleset {
@@ -130,9 +133,16 @@ impl Ruleset {
     ) -> Result<Ruleset, LoadError> {
         let compiled =
             compile::compile(directives, source).map_err(|errors| LoadError { errors })?;
-        Ok(Ruleset {
-            inner: Arc::new(RulesetInner { compiled }),
-        })
+        let mut inner = Arc::new(RulesetInner {
+            compiled,
+            prefix: None,
+        });
+        let prefix = transaction::prefix::Prefix::evaluate(Arc::clone(&inner));
+        if let Some(inner) = Arc::get_mut(&mut inner) {
+            // The evaluating transaction is gone: this is the only handle.
+            inner.prefix = prefix;
+        }
+        Ok(Ruleset { inner })
     }
 
     /// Loads a ruleset PATH: a file, or a flat directory (`modsecdefault.conf`,

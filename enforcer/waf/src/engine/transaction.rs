@@ -21,6 +21,8 @@ use super::compile::{union_source, NO_UNION};
 use super::config::BodyLimitAction;
 use super::rule::{ChainTable, CompiledOperator, Item, LiteralPrefilter, Rule};
 use super::{DisruptiveAction, EngineMode, Intervention, MatchedRule, RulesetInner};
+
+pub(crate) mod prefix;
 use crate::actions::{
     atoi as parse_int, AllowScope, BodyProcessor, Ctl, Disruptive, SetVar, SetVarOp,
 };
@@ -615,6 +617,11 @@ pub struct Transaction {
     scratch: Vec<Val>,
     /// Reused buffers for setvar keys and values with macros.
     setvar_bufs: (Vec<u8>, Vec<u8>),
+    /// Evaluating phase 1's static rules when the ruleset is built (see
+    /// [`prefix`]); `static_abort` says a chain went on to a link that is not
+    /// static.
+    static_run: bool,
+    static_abort: bool,
 }
 
 impl Drop for Transaction {
@@ -710,6 +717,8 @@ impl Transaction {
             memo: Memo::recycled(),
             scratch: Vec::with_capacity(64),
             setvar_bufs: (Vec::new(), Vec::new()),
+            static_run: false,
+            static_abort: false,
         };
         t.matched = std::mem::take(&mut t.memo.spare_matched);
         let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
@@ -1258,9 +1267,24 @@ impl Transaction {
         self.memo.raw_unions.clear();
         let items = &rs.compiled.phases[phase as usize - 1];
         let markers = &rs.compiled.markers[phase as usize - 1];
+        // Phase 1's static runs (see `prefix`), for a transaction that has
+        // not started it.
+        let prefix = match &rs.prefix {
+            Some(p) if phase == 1 && self.tx.is_empty() && self.matched.is_empty() => Some(p),
+            _ => None,
+        };
+        let mut next_run = 0;
         let mut i = 0;
         let mut skip = 0u32;
         while i < items.len() {
+            if let Some(k) = prefix.and_then(|p| p.run_at(i, &mut next_run)) {
+                if skip == 0 {
+                    (i, skip) = prefix.map_or((i, skip), |p| p.apply(k, self));
+                    continue;
+                }
+                // Not as the run was evaluated: evaluate everything.
+                next_run = usize::MAX;
+            }
             let item = &items[i];
             i += 1;
             let Item::Rule(rule) = item else { continue };
@@ -1448,7 +1472,18 @@ impl Transaction {
             self.clear_matched();
             return false;
         }
+        self.eval_chained(rule)
+    }
+
+    /// Evaluates the next link of a rule whose link matched (true without one).
+    #[inline]
+    fn eval_chained(&mut self, rule: &Rule) -> bool {
         match &rule.chained {
+            Some(next) if self.static_run && !prefix::is_static(next) => {
+                // Evaluating the static prefix: this link reads the request.
+                self.static_abort = true;
+                false
+            }
             Some(next) => self.eval_rule(next),
             None => true,
         }
@@ -1475,10 +1510,7 @@ impl Transaction {
             return false;
         };
         self.record_match(rule, Arc::clone(name), value);
-        match &rule.chained {
-            Some(next) => self.eval_rule(next),
-            None => true,
-        }
+        self.eval_chained(rule)
     }
 
     /// Transforms one value as the rule says and evaluates the operator on it

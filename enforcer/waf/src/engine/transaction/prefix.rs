@@ -1,0 +1,439 @@
+//! Phase 1's static rules, evaluated once when the ruleset is built.
+//!
+//! The CRS begins phase 1 with about thirty rules that read nothing from the
+//! request (`REQUEST-901`: defaults set with `&TX:x "@eq 0"` checks, a
+//! `SecAction` with twenty `setvar`s). Every transaction would compute the
+//! same TX, MATCHED_VAR(S) and match list from them. The ruleset runs them
+//! once, through the same rule evaluation a transaction uses, and keeps what
+//! each run of them leaves; a transaction that reaches such a run puts that
+//! state in place and jumps past it.
+//!
+//! A rule is *static* when its first link reads only TX (or nothing:
+//! `SecAction`), expands only TX and RULE macros in its operator argument
+//! and `setvar`s, sets only TX variables and has no `expirevar` (it reads
+//! the clock). A static rule that matches must in addition be `nolog`,
+//! `pass` and without `ctl` in every link, and every chained link it goes on
+//! to evaluate must be static as well: whether a rule disrupts depends on
+//! the engine mode, which a transaction may override, and `ctl` changes
+//! per-transaction settings. A static rule that does not match is passed
+//! whatever its actions: it never runs them, in any transaction.
+//!
+//! Between runs of static rules there may be *inert* rules, which a
+//! transaction still evaluates: they write no TX (no TX `setvar`, no
+//! `capture`, no `expirevar`), change no flow (`skip`, `skipAfter`) and no
+//! rule selection or engine mode (`ctl` other than the body-processing and
+//! audit ones). They cannot change what the static rules after them see
+//! (static rules read neither MATCHED_VAR nor request data); if one
+//! disrupts or allows, the phase ends before the next run, which is then
+//! not applied, exactly as its rules would not have run. The first rule
+//! that is neither ends the prefix.
+//!
+//! MATCHED_VAR and MATCHED_VARS are carried over exactly: a run records
+//! whether it cleared them (a rule that did not match) and what it added.
+
+use super::*;
+use crate::macros::MacroPart;
+
+/// The runs of static rules in phase 1 and the state each leaves.
+#[derive(Debug, Default)]
+pub(crate) struct Prefix {
+    runs: Vec<Run>,
+}
+
+/// One run of static rules: phase-1 items `start..end`.
+#[derive(Debug)]
+struct Run {
+    start: usize,
+    /// Where the loop goes on, and the `skip` count still to apply there.
+    end: usize,
+    skip: u32,
+    /// TX after the run (what it was before is determined too: inert rules
+    /// write none).
+    tx: Collection,
+    /// MATCHED_VAR(S) after the run when it cleared them; else what it
+    /// added to them.
+    cleared: bool,
+    matched_var: Option<(Bytes, Bytes)>,
+    matched_vars: Vec<Entry>,
+    /// The rules that matched in the run (all `nolog`).
+    matched: Vec<MatchedRule>,
+}
+
+impl Prefix {
+    /// Evaluates the static runs of phase 1 of `rs`; `None` when there are
+    /// none (or the engine is off, when no rule runs).
+    pub(crate) fn evaluate(rs: Arc<RulesetInner>) -> Option<Prefix> {
+        let mut tx = Transaction::new(Arc::clone(&rs));
+        if tx.mode == EngineMode::Off {
+            return None;
+        }
+        tx.static_run = true;
+        let items = &rs.compiled.phases[0];
+        let markers = &rs.compiled.markers[0];
+        // Stands in for whatever MATCHED_VAR(S) a transaction has when it
+        // reaches a run: still there after the run means nothing cleared it.
+        let sentinel: Bytes = Arc::from(&b"\0static-prefix"[..]);
+        let mut runs: Vec<Run> = Vec::new();
+        let mut current: Option<Run> = None;
+        let mut i = 0;
+        let mut skip = 0u32;
+        while i < items.len() {
+            let Item::Rule(rule) = &items[i] else {
+                i += 1;
+                continue;
+            };
+            if skip > 0 || !is_static(rule) {
+                if skip == 0 && !is_inert(rule) {
+                    break;
+                }
+                // Evaluated by the transaction (an inert rule), or skipped
+                // by it: a run ends here.
+                if let Some(run) = current.take() {
+                    runs.push(finish(run, &mut tx, &sentinel, i, skip));
+                }
+                skip = skip.saturating_sub(1);
+                i += 1;
+                continue;
+            }
+            if current.is_none() {
+                current = Some(start_run(&mut tx, &sentinel, i));
+            }
+            // Put back if the rule may not stay in the run.
+            let saved = (
+                tx.tx.clone(),
+                tx.matched_var.clone(),
+                tx.matched_vars.clone(),
+            );
+            tx.static_abort = false;
+            tx.cur_rule = Some((1, i as u32));
+            let hit = tx.eval_rule(rule);
+            if tx.static_abort || (hit && !may_match_statically(rule)) {
+                (tx.tx, tx.matched_var, tx.matched_vars) = saved;
+                break;
+            }
+            i += 1;
+            if !hit {
+                continue;
+            }
+            match tx.after_full_match(rule) {
+                Flow::Continue => {}
+                Flow::Skip(n) => skip = n,
+                Flow::SkipAfter(m) => {
+                    let here = i - 1;
+                    i = markers
+                        .get(m)
+                        .and_then(|ps| ps.iter().find(|&&p| p > here))
+                        .map(|p| p + 1)
+                        .unwrap_or(items.len());
+                }
+                // Not with `pass` and no `ctl`; stop to be safe.
+                Flow::StopPhase | Flow::StopAll => break,
+            }
+        }
+        if let Some(run) = current.take() {
+            runs.push(finish(run, &mut tx, &sentinel, i, skip));
+        }
+        runs.retain(|r| r.end > r.start);
+        (!runs.is_empty()).then_some(Prefix { runs })
+    }
+
+    /// Number of phase-1 items the runs cover.
+    #[cfg(test)]
+    pub(crate) fn covered(&self) -> usize {
+        self.runs.iter().map(|r| r.end - r.start).sum()
+    }
+
+    /// The run that starts at item `i` of phase 1, if `next` (the index of
+    /// the next run not yet reached) is it; advances `next` past runs the
+    /// loop went beyond.
+    #[inline]
+    pub(super) fn run_at(&self, i: usize, next: &mut usize) -> Option<usize> {
+        let run = self.runs.get(*next)?;
+        if run.start == i {
+            *next += 1;
+            return Some(*next - 1);
+        }
+        if run.start < i {
+            // Jumped over (cannot happen: nothing before a run jumps); no
+            // later run's state would hold either.
+            *next = self.runs.len();
+        }
+        None
+    }
+
+    /// Puts the state run `k` leaves into `tx`; returns where the loop goes
+    /// on and the `skip` count to apply there.
+    pub(super) fn apply(&self, k: usize, tx: &mut Transaction) -> (usize, u32) {
+        let run = &self.runs[k];
+        tx.tx.clone_from(&run.tx);
+        if run.cleared {
+            tx.matched_var.clone_from(&run.matched_var);
+            tx.matched_vars.clone_from(&run.matched_vars);
+        } else {
+            if run.matched_var.is_some() {
+                tx.matched_var.clone_from(&run.matched_var);
+            }
+            tx.matched_vars.extend(run.matched_vars.iter().cloned());
+        }
+        tx.matched.extend(run.matched.iter().cloned());
+        (run.end, run.skip)
+    }
+}
+
+fn start_run(tx: &mut Transaction, sentinel: &Bytes, start: usize) -> Run {
+    tx.matched_var = Some((Arc::clone(sentinel), Arc::clone(sentinel)));
+    tx.matched_vars = vec![Entry {
+        key: Arc::clone(sentinel),
+        value: Arc::clone(sentinel),
+        vslot: NO_SLOT,
+        kslot: NO_SLOT,
+    }];
+    Run {
+        start,
+        end: start,
+        skip: 0,
+        tx: Collection::default(),
+        cleared: false,
+        matched_var: None,
+        matched_vars: Vec::new(),
+        matched: std::mem::take(&mut tx.matched),
+    }
+}
+
+fn finish(mut run: Run, tx: &mut Transaction, sentinel: &Bytes, end: usize, skip: u32) -> Run {
+    run.end = end;
+    run.skip = skip;
+    run.tx = tx.tx.clone();
+    let kept = tx
+        .matched_vars
+        .first()
+        .is_some_and(|e| Arc::ptr_eq(&e.key, sentinel));
+    run.cleared = !kept;
+    run.matched_vars = std::mem::take(&mut tx.matched_vars);
+    if kept {
+        run.matched_vars.remove(0);
+    }
+    run.matched_var = tx
+        .matched_var
+        .take()
+        .filter(|(k, _)| !Arc::ptr_eq(k, sentinel));
+    // `start_run` kept the matches before the run aside: what is in the list
+    // now was added by the run.
+    let before = std::mem::replace(&mut run.matched, std::mem::take(&mut tx.matched));
+    tx.matched = before;
+    run
+}
+
+/// Whether one link reads only TX and constants and writes only TX (a rule
+/// is static when its first link is).
+pub(super) fn is_static(rule: &Rule) -> bool {
+    let reads_tx_only = match &rule.operator {
+        None => rule.targets.is_empty(),
+        Some(o) => {
+            rule.targets.iter().all(|t| t.variable == Variable::Tx)
+                && static_macros(&MacroText::parse(&o.argument))
+        }
+    };
+    reads_tx_only
+        && rule.actions.expirevars == 0
+        && rule.actions.setvars.iter().all(|s| {
+            s.collection == "TX"
+                && static_macros(&s.key)
+                && match &s.op {
+                    SetVarOp::Set(v) | SetVarOp::Add(v) | SetVarOp::Sub(v) => static_macros(v),
+                    SetVarOp::Unset => true,
+                }
+        })
+}
+
+/// Whether a static rule that matched may stay in a run.
+fn may_match_statically(rule: &Rule) -> bool {
+    !rule.log && matches!(rule.disruptive, Disruptive::Pass) && no_ctls(rule)
+}
+
+fn no_ctls(rule: &Rule) -> bool {
+    rule.actions.ctls.is_empty() && rule.chained.as_deref().is_none_or(no_ctls)
+}
+
+/// Whether `rule` (every link) leaves TX, the flow and the rule selection
+/// alone (see the module docs).
+fn is_inert(rule: &Rule) -> bool {
+    let link = |r: &Rule| {
+        !r.actions.capture
+            && r.actions.expirevars == 0
+            && r.actions.setvars.iter().all(|s| s.collection != "TX")
+            && r.actions.skip == 0
+            && r.actions.skip_after.is_none()
+            && r.actions.ctls.iter().all(|c| {
+                matches!(
+                    c,
+                    Ctl::RequestBodyProcessor(_)
+                        | Ctl::RequestBodyAccess(_)
+                        | Ctl::ForceRequestBodyVariable(_)
+                        | Ctl::ResponseBodyAccess(_)
+                        | Ctl::RequestBodyLimit(_)
+                        | Ctl::Audit
+                )
+            })
+    };
+    let mut r = Some(rule);
+    while let Some(x) = r {
+        if !link(x) {
+            return false;
+        }
+        r = x.chained.as_deref();
+    }
+    true
+}
+
+/// Whether every macro of `text` expands to the same text in every
+/// transaction at this point: TX and the rule's own metadata.
+fn static_macros(text: &MacroText) -> bool {
+    text.parts().iter().all(|p| match p {
+        MacroPart::Literal(_) => true,
+        MacroPart::Variable { collection, .. } => matches!(collection.as_str(), "TX" | "RULE"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{compile, Ruleset};
+    use crate::seclang::{self, MemorySource};
+
+    /// Runs of static rules with inert rules between them (1, 41, 5; 41
+    /// logs how many MATCHED_VARS the first run left), a skip
+    /// over a rule, a flow jump, a chain whose second link reads the request
+    /// (14: ends the prefix, as a rule that writes TX from the request would),
+    /// and rules after the prefix that read what it left.
+    const RULES: &str = r#"
+SecRuleEngine On
+SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecAction "id:2,phase:1,pass,nolog,setvar:tx.a=1,setvar:tx.b=x"
+SecRule &TX:c "@eq 0" "id:3,phase:1,pass,nolog,setvar:tx.c=5"
+SecRule TX:a "@eq 1" "id:4,phase:1,pass,nolog,setvar:tx.sum=+%{tx.c}"
+SecRule &MATCHED_VARS "@ge 0" "id:41,phase:1,pass,log,logdata:'%{MATCHED_VAR}'"
+SecRule REQUEST_LINE "@rx ^GET" "id:5,phase:1,pass,nolog"
+SecRule TX:b "@streq x" "id:6,phase:1,pass,nolog,skip:1"
+SecRule TX:b "@streq x" "id:7,phase:1,pass,nolog,setvar:tx.skipped=1"
+SecRule TX:b "@streq x" "id:8,phase:1,pass,nolog,skipAfter:END"
+SecRule TX:b "@streq x" "id:9,phase:1,pass,nolog,setvar:tx.never=1"
+SecMarker END
+SecRule TX:sum "@eq 5" "id:10,phase:1,pass,nolog,setvar:tx.d=%{tx.sum}"
+SecRule TX:missing "@eq 1" "id:11,phase:1,deny,status:403,log"
+SecRule TX:a "@eq 1" "id:12,phase:1,pass,nolog,setvar:tx.e=%{tx.d}%{tx.b}"
+SecRule TX:nothing "@eq 1" "id:13,phase:1,pass,nolog"
+SecRule TX:a "@eq 1" "id:14,phase:1,pass,nolog,chain"
+    SecRule ARGS:x "@rx ." "setvar:tx.from_request=1"
+SecRule ARGS "@rx attack" "id:15,phase:1,deny,status:403,log,setvar:tx.score=+5"
+SecRule MATCHED_VARS "@rx ." "id:16,phase:1,pass,log,logdata:'%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'"
+SecRule TX:sum "@eq 5" "id:17,phase:1,pass,log,msg:'sum %{tx.sum} %{tx.e}'"
+"#;
+
+    fn without_prefix(text: &str) -> Ruleset {
+        let directives = seclang::parse_str(text, "<inline>").expect("parses");
+        let compiled = compile::compile(&directives, &MemorySource::default()).expect("compiles");
+        Ruleset {
+            inner: Arc::new(RulesetInner {
+                compiled,
+                prefix: None,
+            }),
+        }
+    }
+
+    fn run(rs: &Ruleset, uri: &str, content_type: Option<&str>) -> Transaction {
+        let mut tx = rs.transaction();
+        tx.process_uri(uri, "GET", "HTTP/1.1");
+        if let Some(ct) = content_type {
+            tx.add_request_header(b"Content-Type", ct.as_bytes());
+        }
+        tx.process_request_headers();
+        tx
+    }
+
+    #[test]
+    fn the_prefix_leaves_what_evaluating_its_rules_leaves() {
+        let with = Ruleset::from_text(RULES).expect("compiles");
+        let without = without_prefix(RULES);
+        let prefix = with.inner.prefix.as_ref().expect("a prefix");
+        // Rules 2-4, 6, and 8-13 with the marker: around the inert rules 1,
+        // 41 and 5, and rule 7, which 6 skips (a run ends at a skipped rule).
+        assert_eq!(prefix.runs.len(), 3, "{prefix:?}");
+        assert_eq!(prefix.covered(), 3 + 1 + 7);
+        for (uri, ct) in [
+            ("/", None),
+            ("/?x=1", Some("application/json")),
+            ("/?q=attack", None),
+            ("/?x=attack", Some("text/plain")),
+        ] {
+            let (a, b) = (run(&with, uri, ct), run(&without, uri, ct));
+            assert_eq!(a.intervention(), b.intervention(), "{uri}");
+            assert_eq!(a.matched_rules(), b.matched_rules(), "{uri}");
+            assert_eq!(a.body_processor, b.body_processor, "{uri}");
+            let mut keys: Vec<_> = b.tx.keys().collect();
+            keys.sort();
+            let mut keys_a: Vec<_> = a.tx.keys().collect();
+            keys_a.sort();
+            assert_eq!(keys_a, keys, "{uri}");
+            for k in keys {
+                assert_eq!(a.tx.get(k), b.tx.get(k), "{uri} {k:?}");
+            }
+            assert_eq!(a.matched_var, b.matched_var, "{uri}");
+            let names = |t: &Transaction| -> Vec<(Bytes, Bytes)> {
+                t.matched_vars
+                    .iter()
+                    .map(|e| (e.key.clone(), e.value.clone()))
+                    .collect()
+            };
+            assert_eq!(names(&a), names(&b), "{uri}");
+        }
+    }
+
+    #[test]
+    fn rules_that_read_the_request_or_may_disrupt_end_the_prefix() {
+        // A deny that matches statically ends the prefix before it; so does
+        // a rule that writes TX from the request (not inert).
+        let rs = Ruleset::from_text(
+            "SecAction \"id:1,phase:1,pass,nolog,setvar:tx.a=1\"\n\
+             SecRule TX:a \"@eq 1\" \"id:2,phase:1,deny,status:403,nolog\"\n\
+             SecAction \"id:3,phase:1,pass,nolog,setvar:tx.b=1\"",
+        )
+        .expect("compiles");
+        assert_eq!(rs.inner.prefix.as_ref().map(Prefix::covered), Some(1));
+        let rs = Ruleset::from_text(
+            "SecRule ARGS \"@rx .\" \"id:1,phase:1,pass,nolog,setvar:tx.a=1\"\n\
+             SecAction \"id:2,phase:1,pass,nolog,setvar:tx.b=1\"",
+        )
+        .expect("compiles");
+        assert!(rs.inner.prefix.is_none());
+        // Macros of the request (or the clock) are not static.
+        let rs =
+            Ruleset::from_text("SecAction \"id:1,phase:1,pass,nolog,setvar:tx.a=%{REQUEST_LINE}\"")
+                .expect("compiles");
+        assert!(rs.inner.prefix.is_none());
+        // The engine off: nothing runs, so there is nothing to keep.
+        let rs = Ruleset::from_text(
+            "SecRuleEngine Off\nSecAction \"id:1,phase:1,pass,nolog,setvar:tx.a=1\"",
+        )
+        .expect("compiles");
+        assert!(rs.inner.prefix.is_none());
+    }
+
+    #[test]
+    fn detection_only_and_overridden_modes_see_the_same_state() {
+        let rs = Ruleset::from_text(RULES).expect("compiles");
+        let without = without_prefix(RULES);
+        for mode in [EngineMode::DetectionOnly, EngineMode::Off] {
+            let mut a = rs.transaction();
+            let mut b = without.transaction();
+            for t in [&mut a, &mut b] {
+                t.set_engine_mode(mode);
+                t.process_uri("/?q=attack", "GET", "HTTP/1.1");
+                t.process_request_headers();
+            }
+            assert_eq!(a.matched_rules(), b.matched_rules(), "{mode:?}");
+            assert_eq!(a.intervention(), b.intervention(), "{mode:?}");
+            assert_eq!(a.tx_var("sum"), b.tx_var("sum"), "{mode:?}");
+        }
+    }
+}
