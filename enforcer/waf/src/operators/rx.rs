@@ -1,6 +1,7 @@
 //! `@rx`: regular expression match (the default operator), with a small
-//! PCRE-to-Rust pattern rewriter and the required-literal analysis that feeds
-//! the engine's prefilter.
+//! PCRE-to-Rust pattern rewriter, the required-literal analysis that feeds
+//! the engine's prefilter and a byte/pair pre-check that skips inputs a
+//! pattern cannot match.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -12,8 +13,8 @@ use super::argument::StringArg;
 use super::{Operator, OperatorContext, OperatorError, RegexCache, RequiredLiterals};
 use crate::macros::MacroText;
 
-mod bytes;
 mod literals;
+mod pairs;
 
 /// Limit on the compiled program and on each lazy DFA cache of one pattern.
 /// The largest CRS patterns need a few MiB; this leaves a wide margin while
@@ -156,10 +157,11 @@ pub struct CompiledRegex {
     /// The pattern has a line-start `^` (see [`needs_caret_fix`]).
     caret_fix: bool,
     literals: OnceLock<Option<RequiredLiterals>>,
-    /// Bytes one of which every match contains (none of them a letter,
-    /// digit or space), when the pattern has such a set: an input without
-    /// any of them is answered without running the regex.
-    required_bytes: Option<bytes::ByteSet>,
+    /// Conditions every input the regex matches satisfies (a byte or an
+    /// adjacent byte pair of a set occurs, see [`pairs`]), when the pattern
+    /// has selective ones: an input failing one is answered without running
+    /// the regex.
+    witnesses: Box<[pairs::Condition]>,
 }
 
 impl std::fmt::Debug for CompiledRegex {
@@ -203,7 +205,7 @@ impl CompiledRegex {
         Ok(CompiledRegex {
             pattern: pattern.to_owned(),
             caret_fix: needs_caret_fix(&rewritten),
-            required_bytes: bytes::required_bytes(&translated),
+            witnesses: pairs::conditions(&translated).into_boxed_slice(),
             translated,
             regex,
             literals: OnceLock::new(),
@@ -236,11 +238,9 @@ impl CompiledRegex {
     /// Runs the regex as `@rx` does: captures when the rule captures, else a
     /// plain `is_match`.
     pub fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
-        if let Some(set) = &self.required_bytes {
-            if !bytes::any_of(set, input) {
-                // Every match contains one of these bytes: no match.
-                return false;
-            }
+        if !pairs::all_present(&self.witnesses, input) {
+            // Every match holds a witness of each condition: no match.
+            return false;
         }
         // PCRE's multiline `^` does not match after a newline that ends the
         // subject; Rust's does. The only match that can differ is the
@@ -281,7 +281,7 @@ impl CompiledRegex {
 }
 
 /// The HIR of `translated` (the pattern exactly as handed to the regex
-/// engine), parsed with the same flags, for the required-byte and
+/// engine), parsed with the same flags, for the witness (see [`pairs`]) and
 /// required-literal analyses.
 fn parse_hir(translated: &str) -> Option<regex_syntax::hir::Hir> {
     regex_syntax::ParserBuilder::new()
