@@ -162,6 +162,10 @@ pub struct CompiledRegex {
     /// has selective ones: an input failing one is answered without running
     /// the regex.
     witnesses: Box<[pairs::Condition]>,
+    /// The pattern is `^.*$`, which (compiled with `(?sm)`: `.` matches a
+    /// newline) matches every input as a whole (CRS 920450 and 920451
+    /// capture each header name with it).
+    whole_input: bool,
 }
 
 impl std::fmt::Debug for CompiledRegex {
@@ -206,6 +210,7 @@ impl CompiledRegex {
             pattern: pattern.to_owned(),
             caret_fix: needs_caret_fix(&rewritten),
             witnesses: pairs::conditions(&translated).into_boxed_slice(),
+            whole_input: rewritten == "^.*$",
             translated,
             regex,
             literals: OnceLock::new(),
@@ -241,6 +246,13 @@ impl CompiledRegex {
         if !pairs::all_present(&self.witnesses, input) {
             // Every match holds a witness of each condition: no match.
             return false;
+        }
+        if self.whole_input {
+            if cx.capturing() {
+                cx.set_capture(0, input);
+                cx.set_matched_data(input);
+            }
+            return true;
         }
         // PCRE's multiline `^` does not match after a newline that ends the
         // subject; Rust's does. The only match that can differ is the
@@ -851,6 +863,32 @@ mod tests {
             "{err}"
         );
         assert!(err.len() < 300, "{err}");
+    }
+
+    #[test]
+    fn whole_input_patterns_match_every_input_as_a_whole() {
+        let re = CompiledRegex::compile("^.*$").expect("compiles");
+        assert!(re.whole_input);
+        assert!(
+            !CompiledRegex::compile("^.*a$")
+                .expect("compiles")
+                .whole_input
+        );
+        // The regex the fast path stands in for, compiled as the engine does.
+        let reference = &re.regex;
+        for input in [
+            &b""[..],
+            b"Host",
+            b"x-forwarded-for",
+            b"a\nb",
+            b"abc\n",
+            b"\n",
+            b"\r\n\r\n",
+            b"\xff\x00\xfe",
+        ] {
+            let whole = reference.find(input).map(|m| (m.start(), m.end()));
+            assert_eq!(whole, Some((0, input.len())), "{input:?}");
+        }
     }
 
     #[test]
