@@ -92,30 +92,82 @@ struct ValRef<'a> {
 }
 
 impl ValRef<'_> {
-    /// MATCHED_VAR_NAME for this value (`ARGS:foo`), as UTF-8.
-    fn name(&self) -> Bytes {
-        let var = self.var.name().as_bytes();
+    /// What names this value in MATCHED_VAR_NAME (`ARGS:foo`): the variable
+    /// and its shared key, no text made.
+    #[inline]
+    fn matched_name(&self) -> MatchedName {
         match self.key {
-            Some(k) => {
-                let key = String::from_utf8_lossy(k);
-                let len = var.len() + 1 + key.len();
-                // Assembled on the stack when it fits: one allocation, the `Arc`.
-                let mut buf = [0u8; 128];
-                if let Some(out) = buf.get_mut(..len) {
-                    out[..var.len()].copy_from_slice(var);
-                    out[var.len()] = b':';
-                    out[var.len() + 1..].copy_from_slice(key.as_bytes());
-                    return Arc::from(&*out);
-                }
-                let mut out = Vec::with_capacity(len);
-                out.extend_from_slice(var);
-                out.push(b':');
-                out.extend_from_slice(key.as_bytes());
-                Arc::from(out)
-            }
-            None => Arc::from(var),
+            Some(k) => MatchedName::Member(self.var, Arc::clone(k)),
+            None => MatchedName::Var(self.var),
         }
     }
+}
+
+/// What names a matched value (MATCHED_VAR_NAME, a MATCHED_VARS key).
+///
+/// Recording a match keeps the variable and its shared key; the `VAR:key`
+/// text is made only where it is read (macros, the MATCHED_VAR(S)_NAME(S)
+/// variables, logged rules), as most matches are never asked their name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum MatchedName {
+    /// A variable without key (`REQUEST_URI`).
+    Var(Variable),
+    /// A collection member (`ARGS:foo`): the key as stored, non-UTF-8
+    /// bytes replaced when the text is made.
+    Member(Variable, Bytes),
+    /// Text made already (the `TX:key` name of a [`Rule::tx_target`]).
+    Text(Bytes),
+}
+
+impl MatchedName {
+    /// Appends the name's text (`ARGS:foo`, UTF-8) to `out`.
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            MatchedName::Var(var) => out.extend_from_slice(var.name().as_bytes()),
+            MatchedName::Member(var, key) => {
+                out.extend_from_slice(var.name().as_bytes());
+                out.push(b':');
+                out.extend_from_slice(String::from_utf8_lossy(key).as_bytes());
+            }
+            MatchedName::Text(t) => out.extend_from_slice(t),
+        }
+    }
+
+    /// The name's text as a string (logging).
+    fn log_text(&self) -> String {
+        match self {
+            MatchedName::Var(var) => var.name().to_owned(),
+            MatchedName::Member(var, key) => {
+                let key = String::from_utf8_lossy(key);
+                let mut out = String::with_capacity(var.name().len() + 1 + key.len());
+                out.push_str(var.name());
+                out.push(':');
+                out.push_str(&key);
+                out
+            }
+            MatchedName::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        }
+    }
+
+    /// The name's text as a value (shared when it was made already).
+    fn text(&self) -> Bytes {
+        match self {
+            MatchedName::Text(t) => Arc::clone(t),
+            MatchedName::Var(var) => Arc::from(var.name().as_bytes()),
+            MatchedName::Member(..) => {
+                let mut out = Vec::new();
+                self.write(&mut out);
+                Arc::from(out)
+            }
+        }
+    }
+}
+
+/// A matched value in MATCHED_VARS; the last one is MATCHED_VAR.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Matched {
+    name: MatchedName,
+    value: Bytes,
 }
 
 const NO_SLOT: u32 = u32::MAX;
@@ -592,8 +644,9 @@ pub struct Transaction {
     /// TX, keys lowercased (shared `Bytes`, so collecting `TX:key` clones no key).
     tx: Collection,
     collections: FxHashMap<String, Collection>,
-    matched_var: Option<(Bytes, Bytes)>,
-    matched_vars: Vec<Entry>,
+    /// MATCHED_VARS of the rules evaluated since one matched nothing; the
+    /// last is MATCHED_VAR.
+    matched_vars: Vec<Matched>,
     /// The rule being evaluated, as (phase, index in the phase's items):
     /// read by `RULE` macros and variables, kept without touching an `Arc`.
     cur_rule: Option<(u8, u32)>,
@@ -697,7 +750,6 @@ impl Transaction {
             xml: None,
             tx: Collection::with_capacity_and_hasher(TX_CAPACITY, Default::default()),
             collections: FxHashMap::default(),
-            matched_var: None,
             matched_vars: Vec::new(),
             cur_rule: None,
             pending_msg: None,
@@ -1509,7 +1561,7 @@ impl Transaction {
             self.clear_matched();
             return false;
         };
-        self.record_match(rule, Arc::clone(name), value);
+        self.record_match(rule, MatchedName::Text(Arc::clone(name)), value);
         self.eval_chained(rule)
     }
 
@@ -1590,7 +1642,7 @@ impl Transaction {
         if !self.operator_hit(op, value, capture) {
             return false;
         }
-        self.record_match(rule, v.name(), value.clone());
+        self.record_match(rule, v.matched_name(), value.clone());
         true
     }
 
@@ -1611,23 +1663,23 @@ impl Transaction {
     /// Records a matched value as MATCHED_VAR and in MATCHED_VARS under
     /// `name` (`ARGS:foo`), and runs the rule's setvars.
     #[inline]
-    fn record_match(&mut self, rule: &Rule, name: Bytes, value: Bytes) {
-        self.matched_var = Some((name.clone(), value.clone()));
-        self.matched_vars.push(Entry {
-            key: name,
-            value,
-            vslot: NO_SLOT,
-            kslot: NO_SLOT,
-        });
+    fn record_match(&mut self, rule: &Rule, name: MatchedName, value: Bytes) {
+        self.matched_vars.push(Matched { name, value });
         self.run_setvars(&rule.actions.setvars);
+    }
+
+    /// MATCHED_VAR (with its name): the last matched value.
+    #[inline]
+    fn matched_var(&self) -> Option<&Matched> {
+        self.matched_vars.last()
     }
 
     /// No value of the current rule matched: MATCHED_VAR(S) are empty.
     #[inline]
     fn clear_matched(&mut self) {
-        // Most rules match nothing and find these empty already.
-        if self.matched_var.is_some() {
-            self.matched_var = None;
+        // Most rules match nothing and find it empty already (an outlined
+        // drop of an empty slice otherwise).
+        if !self.matched_vars.is_empty() {
             self.matched_vars.clear();
         }
     }
@@ -1701,9 +1753,8 @@ impl Transaction {
                 })
                 .collect();
             let (mvn, mv) = self
-                .matched_var
-                .as_ref()
-                .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), v.to_vec()))
+                .matched_var()
+                .map(|m| (m.name.log_text(), m.value.to_vec()))
                 .unwrap_or_default();
             (tags, mvn, mv, rule.operator_text.clone())
         } else {
@@ -1934,10 +1985,13 @@ impl Transaction {
         match (collection, key) {
             // Macro keys are lowercased when parsed, as TX keys are stored.
             ("TX", Some(k)) => MacroSource::found(self.tx.get(k.as_bytes())),
-            ("MATCHED_VAR", _) => MacroSource::found(self.matched_var.as_ref().map(|(_, v)| v)),
-            ("MATCHED_VAR_NAME", _) => {
-                MacroSource::found(self.matched_var.as_ref().map(|(n, _)| n))
-            }
+            ("MATCHED_VAR", _) => MacroSource::found(self.matched_var().map(|m| &m.value)),
+            ("MATCHED_VAR_NAME", _) => match self.matched_var().map(|m| &m.name) {
+                None => MacroSource::Empty,
+                Some(MatchedName::Text(t)) => MacroSource::Value(t),
+                // Made where it is read.
+                Some(_) => MacroSource::Computed,
+            },
             ("RULE", Some(_)) => MacroSource::Computed,
             (c, k) => {
                 if let Some(col) = self.collections.get(c) {
@@ -1979,6 +2033,11 @@ impl Transaction {
     /// The macros [`Transaction::macro_source`] cannot read in place.
     fn computed_macro(&self, collection: &str, key: Option<&str>, out: &mut Vec<u8>) {
         match (collection, key) {
+            ("MATCHED_VAR_NAME", _) => {
+                if let Some(m) = self.matched_var() {
+                    m.name.write(out);
+                }
+            }
             ("RULE", Some(k)) => {
                 let Some(rule) = self.current_rule() else {
                     return;
@@ -2202,7 +2261,22 @@ impl Transaction {
             V::MatchedVars | V::MatchedVarsNames => {
                 // Matched entries have no slot (NO_SLOT), so nothing is skipped.
                 let names = var == V::MatchedVarsNames;
-                self.push_entries(out, var, &self.matched_vars, sel, names, None);
+                for m in &self.matched_vars {
+                    // The name is the key (and the value of *_NAMES).
+                    let key = m.name.text();
+                    if sel.matches(&key) {
+                        out.push(Val {
+                            var,
+                            value: if names {
+                                Arc::clone(&key)
+                            } else {
+                                Arc::clone(&m.value)
+                            },
+                            key: Some(key),
+                            slot: NO_SLOT,
+                        });
+                    }
+                }
             }
             V::Tx if matches!(sel, KeySelector::Key(_)) => {
                 // TX keys are stored lowercased: one lookup instead of a walk.
@@ -2282,21 +2356,21 @@ impl Transaction {
             }
             V::Env | V::Geo => {}
             V::MatchedVar => {
-                if let Some((_, v)) = &self.matched_var {
+                if let Some(m) = self.matched_var() {
                     out.push(Val {
                         var,
                         key: None,
-                        value: v.clone(),
+                        value: Arc::clone(&m.value),
                         slot: NO_SLOT,
                     });
                 }
             }
             V::MatchedVarName => {
-                if let Some((n, _)) = &self.matched_var {
+                if let Some(m) = self.matched_var() {
                     out.push(Val {
                         var,
                         key: None,
-                        value: n.clone(),
+                        value: m.name.text(),
                         slot: NO_SLOT,
                     });
                 }
@@ -2711,5 +2785,103 @@ SecRule REQUEST_HEADERS_NAMES "@rx (?i)^x-long" \
             tx.matched_rules().iter().map(|m| m.id).collect::<Vec<_>>(),
             [1, 2, 3, 4, 5]
         );
+    }
+
+    #[test]
+    fn matched_var_names_are_made_where_read() {
+        // Names are kept as (variable, key) and made as text by the macro,
+        // the MATCHED_VAR_NAME / MATCHED_VARS(_NAMES) variables and logging.
+        let rules = r#"
+SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.flag=1"
+SecRule ARGS:b "@rx c" "id:2,phase:1,pass,log,setvar:tx.arg=%{MATCHED_VAR_NAME}"
+SecRule REQUEST_URI "@rx ^/a" "id:3,phase:1,pass,log,setvar:tx.scalar=%{MATCHED_VAR_NAME}"
+SecRule TX:flag "@eq 1" "id:4,phase:1,pass,log,setvar:tx.txname=%{MATCHED_VAR_NAME}"
+SecRule REQUEST_HEADERS "@rx ^v" "id:5,phase:1,pass,nolog,chain"
+    SecRule MATCHED_VARS_NAMES "@rx ^REQUEST_HEADERS:(.*)$" \
+        "capture,setvar:'tx.names=+1',setvar:tx.hname=%{tx.1},setvar:tx.via=%{MATCHED_VAR_NAME}"
+SecRule REQUEST_HEADERS "@rx ^v" "id:6,phase:1,pass,log,chain"
+    SecRule MATCHED_VARS "@rx ^v2$" "setvar:tx.mvs=%{MATCHED_VAR_NAME}"
+SecRule ARGS "@rx c" "id:7,phase:1,pass,nolog,chain"
+    SecRule MATCHED_VAR_NAME "@streq ARGS:b" "setvar:tx.mvn=%{MATCHED_VAR}"
+SecRule REQUEST_HEADERS_NAMES "@rx ^X" "id:8,phase:1,pass,nolog,setvar:tx.raw=%{MATCHED_VAR_NAME}"
+"#;
+        let rs = Ruleset::from_text(rules).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut tx = rs.transaction();
+        tx.process_connection("10.0.0.1", 40000, "10.0.0.2", 80);
+        tx.process_uri("/a?b=c", "GET", "HTTP/1.1");
+        tx.add_request_header(b"One", b"v1");
+        tx.add_request_header(b"Two", b"v2");
+        tx.add_request_header(b"X\xffY", b"z");
+        assert!(tx.process_request_headers().is_none());
+        // (key, value; None: unset)
+        let cases: &[(&str, Option<&str>)] = &[
+            ("arg", Some("ARGS:b")),
+            ("scalar", Some("REQUEST_URI")),
+            ("txname", Some("TX:flag")),
+            ("names", Some("2")),
+            ("hname", Some("Two")),
+            ("via", Some("MATCHED_VARS_NAMES:REQUEST_HEADERS:Two")),
+            ("mvs", Some("MATCHED_VARS:REQUEST_HEADERS:Two")),
+            ("mvn", Some("ARGS:b")),
+            ("raw", Some("REQUEST_HEADERS_NAMES:X\u{fffd}Y")),
+        ];
+        for &(key, want) in cases {
+            let got = tx.tx_var(key);
+            assert_eq!(
+                got.as_deref(),
+                want.map(str::as_bytes),
+                "tx.{key} = {:?}",
+                got.as_deref().map(String::from_utf8_lossy)
+            );
+        }
+        // Logged rules carry the name and value of their last match.
+        let logged: Vec<(i64, &str, &[u8])> = tx
+            .matched_rules()
+            .iter()
+            .filter(|m| m.log)
+            .map(|m| (m.id, m.matched_var_name.as_str(), &m.matched_var[..]))
+            .collect();
+        let want: &[(i64, &str, &[u8])] = &[
+            (2, "ARGS:b", b"c"),
+            (3, "REQUEST_URI", b"/a?b=c"),
+            (4, "TX:flag", b"1"),
+            (6, "MATCHED_VARS:REQUEST_HEADERS:Two", b"v2"),
+        ];
+        assert_eq!(logged, want);
+        // MATCHED_VAR is the last recorded match.
+        let last = tx.matched_var().map(|m| m.name.text());
+        assert_eq!(
+            last.as_deref(),
+            Some("REQUEST_HEADERS_NAMES:X\u{fffd}Y".as_bytes())
+        );
+    }
+
+    #[test]
+    fn matched_var_name_of_xml_values() {
+        let rules = r#"
+SecRuleEngine On
+SecRequestBodyAccess On
+SecRule REQUEST_HEADERS:Content-Type "@rx ^text/xml" \
+    "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=XML"
+SecRule XML:/* "@rx hello" "id:2,phase:2,pass,log,setvar:tx.xml=%{MATCHED_VAR_NAME}"
+SecRule XML://@* "@rx ^v$" "id:3,phase:2,pass,log,setvar:tx.attr=%{MATCHED_VAR_NAME}"
+"#;
+        let rs = Ruleset::from_text(rules).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut tx = rs.transaction();
+        tx.process_connection("10.0.0.1", 40000, "10.0.0.2", 80);
+        tx.process_uri("/x", "POST", "HTTP/1.1");
+        tx.add_request_header(b"Content-Type", b"text/xml");
+        assert!(tx.process_request_headers().is_none());
+        assert!(tx.append_request_body(b"<a k=\"v\">hello</a>").is_none());
+        assert!(tx.process_request_body().is_none());
+        assert_eq!(tx.tx_var("xml").as_deref(), Some(&b"XML:/*"[..]));
+        assert_eq!(tx.tx_var("attr").as_deref(), Some(&b"XML://@*"[..]));
+        let logged: Vec<(i64, &str)> = tx
+            .matched_rules()
+            .iter()
+            .map(|m| (m.id, m.matched_var_name.as_str()))
+            .collect();
+        assert_eq!(logged, [(1, ""), (2, "XML:/*"), (3, "XML://@*")]);
     }
 }

@@ -53,8 +53,7 @@ struct Run {
     /// MATCHED_VAR(S) after the run when it cleared them; else what it
     /// added to them.
     cleared: bool,
-    matched_var: Option<(Bytes, Bytes)>,
-    matched_vars: Vec<Entry>,
+    matched_vars: Vec<Matched>,
     /// The rules that matched in the run (all `nolog`).
     matched: Vec<MatchedRule>,
 }
@@ -99,16 +98,12 @@ impl Prefix {
                 current = Some(start_run(&mut tx, &sentinel, i));
             }
             // Put back if the rule may not stay in the run.
-            let saved = (
-                tx.tx.clone(),
-                tx.matched_var.clone(),
-                tx.matched_vars.clone(),
-            );
+            let saved = (tx.tx.clone(), tx.matched_vars.clone());
             tx.static_abort = false;
             tx.cur_rule = Some((1, i as u32));
             let hit = tx.eval_rule(rule);
             if tx.static_abort || (hit && !may_match_statically(rule)) {
-                (tx.tx, tx.matched_var, tx.matched_vars) = saved;
+                (tx.tx, tx.matched_vars) = saved;
                 break;
             }
             i += 1;
@@ -166,13 +161,10 @@ impl Prefix {
     pub(super) fn apply(&self, k: usize, tx: &mut Transaction) -> (usize, u32) {
         let run = &self.runs[k];
         tx.tx.clone_from(&run.tx);
+        // The last of MATCHED_VARS is MATCHED_VAR.
         if run.cleared {
-            tx.matched_var.clone_from(&run.matched_var);
             tx.matched_vars.clone_from(&run.matched_vars);
         } else {
-            if run.matched_var.is_some() {
-                tx.matched_var.clone_from(&run.matched_var);
-            }
             tx.matched_vars.extend(run.matched_vars.iter().cloned());
         }
         tx.matched.extend(run.matched.iter().cloned());
@@ -181,12 +173,9 @@ impl Prefix {
 }
 
 fn start_run(tx: &mut Transaction, sentinel: &Bytes, start: usize) -> Run {
-    tx.matched_var = Some((Arc::clone(sentinel), Arc::clone(sentinel)));
-    tx.matched_vars = vec![Entry {
-        key: Arc::clone(sentinel),
+    tx.matched_vars = vec![Matched {
+        name: MatchedName::Text(Arc::clone(sentinel)),
         value: Arc::clone(sentinel),
-        vslot: NO_SLOT,
-        kslot: NO_SLOT,
     }];
     Run {
         start,
@@ -194,7 +183,6 @@ fn start_run(tx: &mut Transaction, sentinel: &Bytes, start: usize) -> Run {
         skip: 0,
         tx: Collection::default(),
         cleared: false,
-        matched_var: None,
         matched_vars: Vec::new(),
         matched: std::mem::take(&mut tx.matched),
     }
@@ -207,16 +195,12 @@ fn finish(mut run: Run, tx: &mut Transaction, sentinel: &Bytes, end: usize, skip
     let kept = tx
         .matched_vars
         .first()
-        .is_some_and(|e| Arc::ptr_eq(&e.key, sentinel));
+        .is_some_and(|m| matches!(&m.name, MatchedName::Text(t) if Arc::ptr_eq(t, sentinel)));
     run.cleared = !kept;
     run.matched_vars = std::mem::take(&mut tx.matched_vars);
     if kept {
         run.matched_vars.remove(0);
     }
-    run.matched_var = tx
-        .matched_var
-        .take()
-        .filter(|(k, _)| !Arc::ptr_eq(k, sentinel));
     // `start_run` kept the matches before the run aside: what is in the list
     // now was added by the run.
     let before = std::mem::replace(&mut run.matched, std::mem::take(&mut tx.matched));
@@ -378,14 +362,8 @@ SecRule TX:sum "@eq 5" "id:17,phase:1,pass,log,msg:'sum %{tx.sum} %{tx.e}'"
             for k in keys {
                 assert_eq!(a.tx.get(k), b.tx.get(k), "{uri} {k:?}");
             }
-            assert_eq!(a.matched_var, b.matched_var, "{uri}");
-            let names = |t: &Transaction| -> Vec<(Bytes, Bytes)> {
-                t.matched_vars
-                    .iter()
-                    .map(|e| (e.key.clone(), e.value.clone()))
-                    .collect()
-            };
-            assert_eq!(names(&a), names(&b), "{uri}");
+            // The last of MATCHED_VARS is MATCHED_VAR.
+            assert_eq!(a.matched_vars, b.matched_vars, "{uri}");
         }
     }
 
