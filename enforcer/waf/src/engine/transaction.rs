@@ -222,6 +222,33 @@ struct Memo {
     /// An emptied match list of an earlier transaction, handed to the next
     /// one so that recording matches does not grow a new vector each time.
     spare_matched: Vec<MatchedRule>,
+    /// Transformation steps already applied, as linked lists per step input
+    /// (see [`Step`]): chains that differ only by a step that left the value
+    /// unchanged (CRS 934100's `removeWhitespace,base64Decode` and 934160's
+    /// `base64Decode`) then decode the same value once, and so do the steps
+    /// after it.
+    steps: Vec<Step>,
+    /// Per row: the first of the steps applied to the slot's stored value
+    /// (`NONE`: none yet).
+    raw_steps: Vec<u32>,
+    /// Per `values` entry: the first of the steps applied to it.
+    value_steps: Vec<u32>,
+    /// The `Cell::value` of the empty derived value, shared by every step
+    /// that empties its input (base64Decode of anything not base64), so it
+    /// is neither allocated again nor transformed again.
+    empty: Option<u32>,
+}
+
+/// One transformation step applied to one input (a stored value or a
+/// derived one), in a list per input.
+#[derive(Clone, Copy)]
+struct Step {
+    /// The transformation's function (equal functions give equal outputs).
+    apply: usize,
+    /// The step's result, as a `Cell::value`.
+    out: u32,
+    /// The next step applied to the same input (`NONE`: the last).
+    next: u32,
 }
 
 thread_local! {
@@ -251,6 +278,7 @@ impl Memo {
             || self.rows.capacity() > MAX_RECYCLED
             || self.values.capacity() > MAX_RECYCLED
             || self.scanned.capacity() > MAX_RECYCLED
+            || self.steps.capacity() > MAX_RECYCLED
         {
             return;
         }
@@ -262,6 +290,10 @@ impl Memo {
         self.scanned.clear();
         self.unions.clear();
         self.raw_unions.clear();
+        self.steps.clear();
+        self.raw_steps.clear();
+        self.value_steps.clear();
+        self.empty = None;
         let _ = SPARE_MEMO.try_with(|spare| {
             if let Ok(mut s) = spare.try_borrow_mut() {
                 *s = Some(self);
@@ -289,14 +321,41 @@ impl Memo {
         self.rows[s] = row as u32;
         self.cells.resize(self.cells.len() + n, EMPTY);
         self.bytes.push(None);
+        self.raw_steps.push(NONE);
         row * n
     }
 
     /// The value at `slot` (`raw`) after `chain`, as a `Cell::value`.
+    ///
+    /// The memoised case (most calls) is inlined into the callers; computing
+    /// a new cell is not.
+    #[inline]
     fn transformed(&mut self, chains: &ChainTable, slot: u32, chain: u32, raw: &[u8]) -> u32 {
         if chain == 0 {
             return 0;
         }
+        if let Some(&row) = self.rows.get(slot as usize) {
+            if row != NONE {
+                let at = row as usize * chains.len() + chain as usize;
+                if let Some(cell) = self.cells.get(at) {
+                    if cell.value != NONE {
+                        return cell.value;
+                    }
+                }
+            }
+        }
+        self.compute_transformed(chains, slot, chain, raw)
+    }
+
+    /// [`Memo::transformed`] for a (slot, chain) not computed yet.
+    #[inline(never)]
+    fn compute_transformed(
+        &mut self,
+        chains: &ChainTable,
+        slot: u32,
+        chain: u32,
+        raw: &[u8],
+    ) -> u32 {
         let at = self.cell(chains, slot, chain);
         if self.cells[at].value != NONE {
             return self.cells[at].value;
@@ -324,22 +383,72 @@ impl Memo {
         }
         let out = match chains.last[chain as usize] {
             Some(t) => {
-                let input = match base {
-                    0 => raw,
-                    k => &self.values[k as usize - 1][..],
+                // Another chain may have applied the same step to the same
+                // input already.
+                let row = self.rows[slot as usize] as usize;
+                let apply_fn = t.apply as usize;
+                let head = match base {
+                    0 => self.raw_steps[row],
+                    k => self.value_steps[k as usize - 1],
                 };
-                match apply(t, input) {
-                    Some(o) => {
-                        self.values.push(Arc::from(o));
-                        self.values.len() as u32
+                match self.step_lookup(head, apply_fn) {
+                    Some(out) => out,
+                    None => {
+                        let input = match base {
+                            0 => raw,
+                            k => &self.values[k as usize - 1][..],
+                        };
+                        let out = match apply(t, input) {
+                            Some(o) => self.push_value(o),
+                            None => base,
+                        };
+                        let id = self.steps.len() as u32;
+                        self.steps.push(Step {
+                            apply: apply_fn,
+                            out,
+                            next: head,
+                        });
+                        match base {
+                            0 => self.raw_steps[row] = id,
+                            k => self.value_steps[k as usize - 1] = id,
+                        }
+                        out
                     }
-                    None => base,
                 }
             }
             None => base,
         };
         self.cells[at].value = out;
         out
+    }
+
+    /// Keeps a transformation's changed output; its `Cell::value`.
+    fn push_value(&mut self, o: Vec<u8>) -> u32 {
+        if o.is_empty() {
+            if let Some(k) = self.empty {
+                return k;
+            }
+        }
+        self.values.push(Arc::from(o));
+        self.value_steps.push(NONE);
+        let k = self.values.len() as u32;
+        if self.values.last().is_some_and(|v| v.is_empty()) {
+            self.empty = Some(k);
+        }
+        k
+    }
+
+    /// The result of the step applying `apply_fn` in the list starting at
+    /// `head`, when there is one.
+    #[inline]
+    fn step_lookup(&self, mut head: u32, apply_fn: usize) -> Option<u32> {
+        while let Some(step) = self.steps.get(head as usize) {
+            if step.apply == apply_fn {
+                return Some(step.out);
+            }
+            head = step.next;
+        }
+        None
     }
 
     /// Offset in `bitsets` of the literal bit set of the value at `slot`
@@ -2883,5 +2992,184 @@ SecRule XML://@* "@rx ^v$" "id:3,phase:2,pass,log,setvar:tx.attr=%{MATCHED_VAR_N
             .map(|m| (m.id, m.matched_var_name.as_str()))
             .collect();
         assert_eq!(logged, [(1, ""), (2, "XML:/*"), (3, "XML://@*")]);
+    }
+}
+
+#[cfg(test)]
+mod step_sharing_tests {
+    //! `Memo::transformed` shares a step's result between chains that apply
+    //! the same transformation to the same input, and the empty value
+    //! between every step that empties its input: the result of every chain
+    //! must stay the chain applied step by step.
+
+    use super::*;
+    use crate::engine::compile::{case_only_triggers, unchanged_without};
+
+    fn named(name: &str) -> Transformation {
+        *crate::transformations::ALL
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("no transformation {name}"))
+    }
+
+    /// A chain table of `chains` (and their prefixes), built as the
+    /// compiler does; the id of each chain in order.
+    fn table(chains: &[&[&str]]) -> (ChainTable, Vec<u32>) {
+        let mut table = ChainTable {
+            parent: vec![0],
+            last: vec![None],
+            triggers: vec![Some([0; 4])],
+            step_triggers: vec![None],
+            unchanged: vec![Some([0; 4])],
+        };
+        let mut ids = Vec::new();
+        for names in chains {
+            let mut node = 0u32;
+            for name in *names {
+                let t = named(name);
+                let existing = (0..table.len()).find(|&c| {
+                    table.parent[c] == node && c != 0 && table.last[c].is_some_and(|l| l == t)
+                });
+                node = match existing {
+                    Some(c) => c as u32,
+                    None => {
+                        let extend =
+                            |p: Option<ByteSet>, s: Option<ByteSet>| Some(byteset::union(&p?, &s?));
+                        let step = unchanged_without(t.name);
+                        let triggers =
+                            extend(table.triggers[node as usize], case_only_triggers(t.name));
+                        let unchanged = extend(table.unchanged[node as usize], step);
+                        table.parent.push(node);
+                        table.last.push(Some(t));
+                        table.triggers.push(triggers);
+                        table.step_triggers.push(step);
+                        table.unchanged.push(unchanged);
+                        (table.len() - 1) as u32
+                    }
+                };
+            }
+            ids.push(node);
+        }
+        (table, ids)
+    }
+
+    fn direct(names: &[&str], raw: &[u8]) -> Vec<u8> {
+        names
+            .iter()
+            .fold(raw.to_vec(), |v, n| (named(n).apply)(&v).into_owned())
+    }
+
+    fn content(memo: &Memo, k: u32, raw: &[u8]) -> Vec<u8> {
+        match k {
+            0 => raw.to_vec(),
+            k => memo.values[k as usize - 1].to_vec(),
+        }
+    }
+
+    #[test]
+    fn shared_steps_give_each_chain_its_own_result() {
+        // CRS 934100, 934160 and 934101, and chains that end in steps
+        // emptying their input.
+        let chains: &[&[&str]] = &[
+            &[
+                "urlDecodeUni",
+                "jsDecode",
+                "removeWhitespace",
+                "base64Decode",
+                "urlDecodeUni",
+                "jsDecode",
+                "removeWhitespace",
+            ],
+            &[
+                "urlDecodeUni",
+                "jsDecode",
+                "base64Decode",
+                "urlDecodeUni",
+                "jsDecode",
+                "replaceComments",
+            ],
+            &[
+                "urlDecodeUni",
+                "jsDecode",
+                "base64Decode",
+                "urlDecodeUni",
+                "jsDecode",
+            ],
+            &["base64Decode", "lowercase"],
+            &["lowercase", "base64Decode", "length"],
+            &["removeWhitespace", "base64Decode", "hexEncode"],
+        ];
+        let (table, ids) = table(chains);
+        let raws: &[&[u8]] = &[
+            b"",
+            b"foo",
+            b"Zm9v",
+            b"Zm9v YmFy",
+            b"a b",
+            b"%41%42",
+            b"JTQxJTQy",
+            b"XHg0MQ==",
+            b"not base64!",
+            b"aGVs bG8=",
+            b"L2V0Yy9wYXNzd2Q=",
+            b"\\u0041 x",
+        ];
+        // Every evaluation order of the chains: forwards, backwards, and
+        // each chain's prefixes before it (as multiMatch walks them).
+        let orders: Vec<Vec<usize>> = vec![
+            (0..chains.len()).collect(),
+            (0..chains.len()).rev().collect(),
+            vec![1, 0, 2, 5, 3, 4],
+        ];
+        for order in &orders {
+            for walk_prefixes in [false, true] {
+                let mut memo = Memo::default();
+                for (slot, raw) in raws.iter().enumerate() {
+                    for &i in order {
+                        let mut stages = vec![ids[i]];
+                        if walk_prefixes {
+                            let mut c = table.parent[ids[i] as usize];
+                            while c != 0 {
+                                stages.push(c);
+                                c = table.parent[c as usize];
+                            }
+                            stages.reverse();
+                        }
+                        for chain in stages {
+                            let k = memo.transformed(&table, slot as u32, chain, raw);
+                            let mut names = Vec::new();
+                            let mut c = chain;
+                            while c != 0 {
+                                names.push(table.last[c as usize].map_or("", |t| t.name));
+                                c = table.parent[c as usize];
+                            }
+                            names.reverse();
+                            assert_eq!(
+                                content(&memo, k, raw),
+                                direct(&names, raw),
+                                "{names:?} on {:?}",
+                                String::from_utf8_lossy(raw)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_emptied_value_is_the_one_empty_value() {
+        let (table, ids) = table(&[&["base64Decode"], &["base64Decode", "urlDecodeUni"]]);
+        let mut memo = Memo::default();
+        let a = memo.transformed(&table, 0, ids[0], b"not base64!");
+        let b = memo.transformed(&table, 1, ids[0], b"also not!");
+        assert!(a != 0 && a == b, "{a} {b}");
+        assert!(memo.values[a as usize - 1].is_empty());
+        // The step after it on the shared empty value: unchanged.
+        assert_eq!(memo.transformed(&table, 1, ids[1], b"also not!"), a);
+        // A value that does decode is not the empty one.
+        let c = memo.transformed(&table, 2, ids[0], b"Zm9v");
+        assert!(c != 0 && c != a);
+        assert_eq!(&memo.values[c as usize - 1][..], b"foo");
     }
 }
