@@ -848,6 +848,20 @@ fn uri_decode(input: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Where a phase's rule loop goes on after `skipAfter:m` from item `here`:
+/// the item after the first marker `m` past `here`, else the phase's end.
+fn after_marker(
+    markers: &FxHashMap<Arc<str>, Vec<usize>>,
+    m: &str,
+    here: usize,
+    end: usize,
+) -> usize {
+    markers
+        .get(m)
+        .and_then(|ps| ps.iter().find(|&&p| p > here))
+        .map_or(end, |p| p + 1)
+}
+
 impl Transaction {
     pub(crate) fn new(rs: Arc<RulesetInner>) -> Transaction {
         let mode = rs.compiled.config.engine;
@@ -1477,14 +1491,7 @@ impl Transaction {
             match self.after_full_match(rule) {
                 Flow::Continue => {}
                 Flow::Skip(n) => skip = n,
-                Flow::SkipAfter(m) => {
-                    let here = i - 1;
-                    i = markers
-                        .get(m)
-                        .and_then(|ps| ps.iter().find(|&&p| p > here))
-                        .map(|p| p + 1)
-                        .unwrap_or(items.len());
-                }
+                Flow::SkipAfter(m) => i = after_marker(markers, m, i - 1, items.len()),
                 Flow::StopPhase => break,
                 Flow::StopAll => break,
             }

@@ -113,14 +113,7 @@ impl Prefix {
             match tx.after_full_match(rule) {
                 Flow::Continue => {}
                 Flow::Skip(n) => skip = n,
-                Flow::SkipAfter(m) => {
-                    let here = i - 1;
-                    i = markers
-                        .get(m)
-                        .and_then(|ps| ps.iter().find(|&&p| p > here))
-                        .map(|p| p + 1)
-                        .unwrap_or(items.len());
-                }
+                Flow::SkipAfter(m) => i = after_marker(markers, m, i - 1, items.len()),
                 // Not with `pass` and no `ctl`; stop to be safe.
                 Flow::StopPhase | Flow::StopAll => break,
             }
