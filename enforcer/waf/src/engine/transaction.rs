@@ -23,9 +23,7 @@ use super::rule::{ChainTable, CompiledOperator, Item, LiteralPrefilter, Rule};
 use super::{DisruptiveAction, EngineMode, Intervention, MatchedRule, RulesetInner};
 
 pub(crate) mod prefix;
-use crate::actions::{
-    atoi as parse_int, AllowScope, BodyProcessor, Ctl, Disruptive, SetVar, SetVarOp,
-};
+use crate::actions::{atoi, AllowScope, BodyProcessor, Ctl, Disruptive, SetVar, SetVarOp};
 use crate::body::{self, BodyLimits};
 use crate::byteset::{self, disjoint, ByteSet};
 use crate::macros::MacroText;
@@ -135,18 +133,11 @@ impl MatchedName {
 
     /// The name's text as a string (logging).
     fn log_text(&self) -> String {
-        match self {
-            MatchedName::Var(var) => var.name().to_owned(),
-            MatchedName::Member(var, key) => {
-                let key = String::from_utf8_lossy(key);
-                let mut out = String::with_capacity(var.name().len() + 1 + key.len());
-                out.push_str(var.name());
-                out.push(':');
-                out.push_str(&key);
-                out
-            }
-            MatchedName::Text(t) => String::from_utf8_lossy(t).into_owned(),
-        }
+        let mut out = Vec::new();
+        self.write(&mut out);
+        // Valid UTF-8 but for a prebuilt text, which is made valid as before.
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     /// The name's text as a value (shared when it was made already).
@@ -1413,7 +1404,7 @@ impl Transaction {
         ]
         .iter()
         .find_map(|k| self.tx.get(k.as_bytes()))
-        .map(|v| parse_int(v))
+        .map(|v| atoi(v))
         .unwrap_or(0)
     }
 
@@ -1452,13 +1443,15 @@ impl Transaction {
         let mut i = 0;
         let mut skip = 0u32;
         while i < items.len() {
-            if let Some(k) = prefix.and_then(|p| p.run_at(i, &mut next_run)) {
-                if skip == 0 {
-                    (i, skip) = prefix.map_or((i, skip), |p| p.apply(k, self));
-                    continue;
+            if let Some(p) = prefix {
+                if let Some(k) = p.run_at(i, &mut next_run) {
+                    if skip == 0 {
+                        (i, skip) = p.apply(k, self);
+                        continue;
+                    }
+                    // Not as the run was evaluated: evaluate everything.
+                    next_run = usize::MAX;
                 }
-                // Not as the run was evaluated: evaluate everything.
-                next_run = usize::MAX;
             }
             let item = &items[i];
             i += 1;
@@ -2011,7 +2004,7 @@ impl Transaction {
                 };
                 let col = self.setvar_collection(sv);
                 if let Some(slot) = col.get_mut(key) {
-                    *slot = int_value(apply(parse_int(slot)));
+                    *slot = int_value(apply(atoi(slot)));
                     return;
                 }
                 int_value(apply(0))
@@ -2084,14 +2077,14 @@ impl Transaction {
     fn expand_int(&self, m: &MacroText, buf: &mut Vec<u8>) -> i64 {
         if let Some((collection, key)) = m.single_variable() {
             match self.macro_source(collection, key) {
-                MacroSource::Value(v) => return parse_int(v),
+                MacroSource::Value(v) => return atoi(v),
                 MacroSource::Empty => return 0,
                 MacroSource::Computed => {}
             }
         }
         buf.clear();
         m.expand_into(buf, |c, k, out| self.lookup_macro(c, k, out));
-        parse_int(buf)
+        atoi(buf)
     }
 
     /// Where `%{collection.key}` takes its value from: TX, MATCHED_VAR(_NAME),
@@ -2726,14 +2719,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn atoi_semantics() {
-        assert_eq!(parse_int(b"42abc"), 42);
-        assert_eq!(parse_int(b" -7"), -7);
-        assert_eq!(parse_int(b"abc"), 0);
-        assert_eq!(parse_int(b""), 0);
-    }
-
-    #[test]
     fn uri_decoding_keeps_invalid_sequences() {
         assert_eq!(uri_decode(b"/a%20b%zz%4"), b"/a b%zz%4");
         assert_eq!(uri_decode(b"%2e%2E/"), b"../");
@@ -2785,6 +2770,19 @@ mod tx_tests {
         tx
     }
 
+    /// Checks TX variables: (key, value; None: unset).
+    fn assert_tx(tx: &Transaction, cases: &[(&str, Option<&str>)]) {
+        for &(key, want) in cases {
+            let got = tx.tx_var(key);
+            assert_eq!(
+                got.as_deref(),
+                want.map(str::as_bytes),
+                "tx.{key} = {:?}",
+                got.as_deref().map(String::from_utf8_lossy)
+            );
+        }
+    }
+
     #[test]
     fn setvar_values_keys_and_arithmetic() {
         let rules = r#"
@@ -2831,15 +2829,7 @@ SecRule REQUEST_METHOD "@within %{tx.nothing}" "id:6,phase:1,pass,nolog,setvar:t
             ("mn", Some("REQUEST_METHOD")),
             ("never", None),
         ];
-        for &(key, want) in cases {
-            let got = tx.tx_var(key);
-            assert_eq!(
-                got.as_deref(),
-                want.map(str::as_bytes),
-                "tx.{key} = {:?}",
-                got.as_deref().map(String::from_utf8_lossy)
-            );
-        }
+        assert_tx(&tx, cases);
     }
 
     #[test]
@@ -2888,15 +2878,7 @@ SecRule REQUEST_HEADERS_NAMES "@rx (?i)^x-long" \
             ("2", Some("am")),
             ("3", None),
         ];
-        for &(key, want) in cases {
-            let got = tx.tx_var(key);
-            assert_eq!(
-                got.as_deref(),
-                want.map(str::as_bytes),
-                "tx.{key} = {:?}",
-                got.as_deref().map(String::from_utf8_lossy)
-            );
-        }
+        assert_tx(&tx, cases);
         assert_eq!(
             tx.matched_rules().iter().map(|m| m.id).collect::<Vec<_>>(),
             [1, 2, 3, 4, 5]
@@ -2942,15 +2924,7 @@ SecRule REQUEST_HEADERS_NAMES "@rx ^X" "id:8,phase:1,pass,nolog,setvar:tx.raw=%{
             ("mvn", Some("ARGS:b")),
             ("raw", Some("REQUEST_HEADERS_NAMES:X\u{fffd}Y")),
         ];
-        for &(key, want) in cases {
-            let got = tx.tx_var(key);
-            assert_eq!(
-                got.as_deref(),
-                want.map(str::as_bytes),
-                "tx.{key} = {:?}",
-                got.as_deref().map(String::from_utf8_lossy)
-            );
-        }
+        assert_tx(&tx, cases);
         // Logged rules carry the name and value of their last match.
         let logged: Vec<(i64, &str, &[u8])> = tx
             .matched_rules()

@@ -35,7 +35,7 @@ use super::*;
 use crate::macros::MacroPart;
 
 /// The runs of static rules in phase 1 and the state each leaves.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Prefix {
     runs: Vec<Run>,
 }
