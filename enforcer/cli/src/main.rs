@@ -45,6 +45,11 @@ struct EvalArgs {
     /// Ruleset PATH (file or flat directory); repeat to load several in order.
     #[arg(long, required = true, env = "PALISADE_RULESET")]
     ruleset: Vec<PathBuf>,
+    /// Do not remember, across requests, which values the rules with pure
+    /// operators did not match (the verdict cache; results are the same
+    /// either way, only the time differs).
+    #[arg(long)]
+    no_verdict_cache: bool,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +125,9 @@ fn eval(args: EvalArgs) -> ExitCode {
             return config_error("ruleset does not load");
         }
     };
+    if args.no_verdict_cache {
+        ruleset.set_verdict_cache(false);
+    }
     let stdin = io::stdin().lock();
     let stdout = io::BufWriter::new(io::stdout().lock());
     match palisade_cli::eval::run(&ruleset, stdin, stdout) {

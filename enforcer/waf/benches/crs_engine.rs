@@ -4,7 +4,16 @@
 //! It asserts nothing; `integration/bench/waf_bench.py` puts these numbers
 //! side by side with ModSecurity v3.0.15 in one run.
 //!
-//! `cargo bench -p palisade-waf --bench crs_engine [-- COUNT] [--cold]`
+//! `cargo bench -p palisade-waf --bench crs_engine [-- COUNT] [--cold]
+//! [--no-verdict-cache] [--corpus FILE]`
+//!
+//! Before the measured pass over the corpus (seed 7, or `--corpus FILE`),
+//! the engine evaluates a warm-up corpus of as many different requests
+//! (seed 8, same mix): the measured requests are new to the engine, as live
+//! traffic is, and only what recurs between the two (header values,
+//! parameter names) is known to the verdict cache. `--no-verdict-cache`
+//! turns that cache off. The measured requests run through
+//! `measured_request` (not inlined), the function to toggle callgrind on.
 //!
 //! `--cold` writes over a 64 MiB buffer before each measured request, so
 //! every request starts with the engine's data evicted from the CPU caches,
@@ -63,55 +72,17 @@ fn main() {
     let rs = Ruleset::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let compile = t.elapsed();
 
-    let python = std::env::var("PALISADE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(python)
-        .arg(repo().join("integration/corpus/generate.py"))
-        .args(["--count", &count.to_string()])
-        .output()
-        .expect("corpus generator");
-    let reqs: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect();
-    let bodies: Vec<Vec<u8>> = reqs
-        .iter()
-        .map(|r| {
-            r["body_b64"]
-                .as_str()
-                .map(|b| {
-                    base64::engine::general_purpose::STANDARD
-                        .decode(b)
-                        .expect("b64")
-                })
-                .unwrap_or_default()
-        })
-        .collect();
-
-    let run = |r: &Value, body: &[u8]| -> (bool, f64) {
-        let t = Instant::now();
-        let mut tx = rs.transaction();
-        tx.process_connection("10.1.2.3", 40000, "10.0.0.2", 80);
-        tx.process_uri(
-            r["uri"].as_str().unwrap_or("/"),
-            r["method"].as_str().unwrap_or("GET"),
-            "HTTP/1.1",
-        );
-        for h in r["headers"].as_array().into_iter().flatten() {
-            tx.add_request_header(
-                h[0].as_str().unwrap_or("").as_bytes(),
-                h[1].as_str().unwrap_or("").as_bytes(),
-            );
-        }
-        let mut blocked = tx.process_request_headers().is_some();
-        if !blocked {
-            tx.append_request_body(body);
-            blocked = tx.process_request_body().is_some();
-        }
-        (blocked, t.elapsed().as_secs_f64() * 1e6)
+    if std::env::args().any(|a| a == "--no-verdict-cache") {
+        rs.set_verdict_cache(false);
+    }
+    let file = std::env::args().skip_while(|a| a != "--corpus").nth(1);
+    let (reqs, bodies) = match file {
+        Some(f) => parse_corpus(&std::fs::read(f).expect("corpus file")),
+        None => corpus(count, 7),
     };
-    // Warm-up pass, then the measured pass.
-    for (r, b) in reqs.iter().zip(&bodies) {
-        run(r, b);
+    let (warm, warm_bodies) = corpus(reqs.len(), 8);
+    for (r, b) in warm.iter().zip(&warm_bodies) {
+        run_request(&rs, r, b);
     }
     let mut all = Vec::new();
     let mut benign = Vec::new();
@@ -126,7 +97,7 @@ fn main() {
             }
             std::hint::black_box(&evict);
         }
-        let (blk, us) = run(r, b);
+        let (blk, us) = measured_request(&rs, r, b);
         slowest.push((us, i));
         blocked += blk as usize;
         all.push(us);
@@ -175,4 +146,69 @@ fn main() {
             bodies[*i].len()
         );
     }
+}
+
+/// `count` requests of the generated corpus with `seed`, and their bodies.
+fn corpus(count: usize, seed: u32) -> (Vec<Value>, Vec<Vec<u8>>) {
+    let python = std::env::var("PALISADE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(python)
+        .arg(repo().join("integration/corpus/generate.py"))
+        .args(["--count", &count.to_string(), "--seed", &seed.to_string()])
+        .output()
+        .expect("corpus generator");
+    parse_corpus(&out.stdout)
+}
+
+/// Requests (JSON lines in the `palisade eval` format) and their bodies.
+fn parse_corpus(text: &[u8]) -> (Vec<Value>, Vec<Vec<u8>>) {
+    let reqs: Vec<Value> = String::from_utf8_lossy(text)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let bodies = reqs
+        .iter()
+        .map(|r| {
+            r["body_b64"]
+                .as_str()
+                .map(|b| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b)
+                        .expect("b64")
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    (reqs, bodies)
+}
+
+/// Evaluates one request (phases 1 and 2): whether it was blocked, and the
+/// microseconds it took.
+fn run_request(rs: &Ruleset, r: &Value, body: &[u8]) -> (bool, f64) {
+    let t = Instant::now();
+    let mut tx = rs.transaction();
+    tx.process_connection("10.1.2.3", 40000, "10.0.0.2", 80);
+    tx.process_uri(
+        r["uri"].as_str().unwrap_or("/"),
+        r["method"].as_str().unwrap_or("GET"),
+        "HTTP/1.1",
+    );
+    for h in r["headers"].as_array().into_iter().flatten() {
+        tx.add_request_header(
+            h[0].as_str().unwrap_or("").as_bytes(),
+            h[1].as_str().unwrap_or("").as_bytes(),
+        );
+    }
+    let mut blocked = tx.process_request_headers().is_some();
+    if !blocked {
+        tx.append_request_body(body);
+        blocked = tx.process_request_body().is_some();
+    }
+    (blocked, t.elapsed().as_secs_f64() * 1e6)
+}
+
+/// [`run_request`] for a measured request (callgrind:
+/// `--toggle-collect=*measured_request*`).
+#[inline(never)]
+fn measured_request(rs: &Ruleset, r: &Value, body: &[u8]) -> (bool, f64) {
+    run_request(rs, r, body)
 }

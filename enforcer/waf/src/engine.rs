@@ -11,6 +11,7 @@ mod config;
 mod literal_scan;
 mod rule;
 mod transaction;
+mod verdicts;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -90,6 +91,25 @@ pub(crate) struct RulesetInner {
     /// The state the static rules at the start of phase 1 leave, computed
     /// once (see `transaction::prefix`).
     pub(crate) prefix: Option<transaction::prefix::Prefix>,
+    /// Misses of pure rule links remembered across transactions.
+    pub(crate) verdicts: verdicts::VerdictCache,
+}
+
+impl RulesetInner {
+    /// A compiled ruleset without its static prefix, with an empty verdict
+    /// cache.
+    pub(crate) fn new(compiled: compile::Compiled) -> RulesetInner {
+        let verdicts = verdicts::VerdictCache::new(
+            compiled.verdict_links,
+            compiled.chains.len(),
+            compiled.literals.as_ref().map_or(0, |l| l.words),
+        );
+        RulesetInner {
+            compiled,
+            prefix: None,
+            verdicts,
+        }
+    }
 }
 
 impl fmt::Debug for Ruleset {
@@ -133,10 +153,7 @@ impl Ruleset {
     ) -> Result<Ruleset, LoadError> {
         let compiled =
             compile::compile(directives, source).map_err(|errors| LoadError { errors })?;
-        let mut inner = Arc::new(RulesetInner {
-            compiled,
-            prefix: None,
-        });
+        let mut inner = Arc::new(RulesetInner::new(compiled));
         let prefix = transaction::prefix::Prefix::evaluate(Arc::clone(&inner));
         if let Some(inner) = Arc::get_mut(&mut inner) {
             // The evaluating transaction is gone: this is the only handle.
@@ -223,6 +240,22 @@ impl Ruleset {
             transformation_chains: c.chain_count as usize,
             prefiltered_rules: c.prefiltered_rules,
         }
+    }
+
+    /// Turns on or off (on by default) remembering, across transactions,
+    /// which values each rule with a pure operator did not match, so that a
+    /// repeated value (a client's `User-Agent`, an application's parameter
+    /// names) is not evaluated again by those rules. Results are the same
+    /// either way; turning it off forgets what was remembered. See
+    /// docs/performance.md, "Verdict cache".
+    pub fn set_verdict_cache(&self, on: bool) {
+        self.inner.verdicts.set_enabled(on);
+    }
+
+    /// Distinct values the verdict cache holds and the bytes it counts for
+    /// them (at most 16 MiB).
+    pub fn verdict_cache_usage(&self) -> (usize, usize) {
+        self.inner.verdicts.usage()
     }
 
     /// The effective engine configuration.

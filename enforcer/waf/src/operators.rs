@@ -85,6 +85,15 @@ pub trait Operator: Send + Sync + fmt::Debug {
     fn required_literals(&self) -> Option<RequiredLiterals> {
         None
     }
+
+    /// Whether the result depends on the input alone: the argument has no
+    /// macro and nothing is read from the transaction. The engine then
+    /// remembers, across transactions, which inputs a rule's operator did
+    /// not match (see `engine::verdicts`). Side effects on a match
+    /// (captures, matched data) do not matter: only misses are remembered.
+    fn is_pure(&self) -> bool {
+        false
+    }
 }
 
 /// Literals at least one of which occurs in any matching input.

@@ -42,6 +42,8 @@ pub(crate) struct Compiled {
     /// Distinct (chain, target variable) unions the skip checks use: sizes
     /// the per-phase table a transaction fills lazily.
     pub union_count: usize,
+    /// Rule links with a pure operator: bits per value in the verdict cache.
+    pub verdict_links: usize,
 }
 
 /// `Rule::union_ids` entry of a target whose skip check does not use a union.
@@ -534,6 +536,8 @@ struct Builder<'a> {
     used_chains: FxHashSet<u32>,
     /// Next free prefilter bit.
     next_bit: u32,
+    /// Next `Rule::verdict_bit`.
+    next_verdict: u32,
     /// (lowercased literal, rule bit) pairs.
     literals: Vec<(Vec<u8>, u32)>,
     /// (chain, union source) -> dense union id.
@@ -664,6 +668,10 @@ impl Builder<'_> {
                 }
                 Some(bit)
             });
+        let verdict_bit = operator.as_ref().filter(|o| o.op.is_pure()).map(|_| {
+            self.next_verdict += 1;
+            self.next_verdict - 1
+        });
         let stored_targets = targets.iter().all(|t| {
             !t.count
                 && crate::variables::has_stable_slot(t.variable)
@@ -765,6 +773,7 @@ impl Builder<'_> {
             transformations,
             chain_id,
             prefilter_bit,
+            verdict_bit,
             union_skippable,
             stored_targets,
             union_ids,
@@ -886,6 +895,7 @@ pub(crate) fn compile(
         },
         used_chains: FxHashSet::default(),
         next_bit: 0,
+        next_verdict: 0,
         unions: FxHashMap::default(),
         literals: Vec::new(),
         errors: Vec::new(),
@@ -957,6 +967,7 @@ pub(crate) fn compile(
         literals,
         prefiltered_rules,
         union_count: b.unions.len(),
+        verdict_links: b.next_verdict as usize,
     })
 }
 

@@ -124,6 +124,9 @@ pub(crate) struct Rule {
     /// prefilter bit is absent from the union, over every value of each
     /// target variable, of the bit sets of those values after its chain.
     pub union_skippable: bool,
+    /// This link's bit in the verdict cache, when its operator is pure (see
+    /// `verdicts`).
+    pub verdict_bit: Option<u32>,
     /// Every target reads stored values with stable slots (no TX,
     /// MATCHED_VARS, counts, XPath selections): the transaction evaluates
     /// them straight from its stored lists, without collecting them first.

@@ -20,6 +20,7 @@ use rustc_hash::FxHashMap;
 use super::compile::{union_source, NO_UNION};
 use super::config::BodyLimitAction;
 use super::rule::{ChainTable, CompiledOperator, Item, LiteralPrefilter, Rule};
+use super::verdicts::{VerdictCache, Verdicts};
 use super::{DisruptiveAction, EngineMode, Intervention, MatchedRule, RulesetInner};
 
 pub(crate) mod prefix;
@@ -228,6 +229,20 @@ struct Memo {
     /// that empties its input (base64Decode of anything not base64), so it
     /// is neither allocated again nor transformed again.
     empty: Option<u32>,
+    /// Slot -> its value's entry in the ruleset's verdict cache, looked up
+    /// on first use.
+    verdicts: Vec<VerdictSlot>,
+}
+
+/// A slot's entry in the verdict cache.
+#[derive(Clone, Default)]
+enum VerdictSlot {
+    /// Not looked up yet.
+    #[default]
+    Unknown,
+    /// The cache does not keep this value.
+    Uncached,
+    Entry(Arc<Verdicts>),
 }
 
 /// One transformation step applied to one input (a stored value or a
@@ -285,6 +300,7 @@ impl Memo {
         self.raw_steps.clear();
         self.value_steps.clear();
         self.empty = None;
+        self.verdicts.clear();
         let _ = SPARE_MEMO.try_with(|spare| {
             if let Ok(mut s) = spare.try_borrow_mut() {
                 *s = Some(self);
@@ -450,6 +466,38 @@ impl Memo {
         if self.cells[at].bits != NONE {
             return self.cells[at].bits as usize;
         }
+        // Known from an earlier transaction with the same value.
+        let words = match &rs.compiled.literals {
+            Some(pf) if rs.verdicts.enabled() => {
+                self.ensure_verdicts(&rs.verdicts, slot, raw);
+                if let Some(VerdictSlot::Entry(e)) = self.verdicts.get(slot as usize) {
+                    if let Some(known) = e.bits(chain) {
+                        let offset = self.bitsets.len();
+                        self.bitsets.extend_from_slice(known);
+                        self.cells[at].bits = offset as u32;
+                        return offset;
+                    }
+                }
+                pf.words
+            }
+            _ => 0,
+        };
+        let offset = self.bits_now(rs, slot, chain, raw);
+        self.cells[at].bits = offset as u32;
+        if words > 0 {
+            if let (Some(VerdictSlot::Entry(e)), Some(b)) = (
+                self.verdicts.get(slot as usize),
+                self.bitsets.get(offset..offset + words),
+            ) {
+                e.set_bits(chain, b);
+            }
+        }
+        offset
+    }
+
+    /// [`Memo::bits`] computed in this transaction.
+    fn bits_now(&mut self, rs: &RulesetInner, slot: u32, chain: u32, raw: &Bytes) -> usize {
+        let chains = &rs.compiled.chains;
         let offset = if chain != 0 && self.case_only(chains, slot, chain, raw) {
             // The chain changes at most ASCII case: the raw value's bits.
             self.bits(rs, slot, 0, raw)
@@ -464,7 +512,6 @@ impl Memo {
                 }
             }
         };
-        self.cells[at].bits = offset as u32;
         offset
     }
 
@@ -527,6 +574,39 @@ impl Memo {
             }
         }
         (union as u32, bytes)
+    }
+
+    /// The verdict cache entry of the value at `slot` (`raw`), looking it
+    /// up on first use.
+    #[inline]
+    fn verdicts(&mut self, cache: &VerdictCache, slot: u32, raw: &Bytes) -> Option<&Verdicts> {
+        self.ensure_verdicts(cache, slot, raw);
+        match self.verdicts.get(slot as usize) {
+            Some(VerdictSlot::Entry(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Looks up the verdict cache entry of the value at `slot` (`raw`)
+    /// unless done already.
+    #[inline]
+    fn ensure_verdicts(&mut self, cache: &VerdictCache, slot: u32, raw: &Bytes) {
+        let s = slot as usize;
+        if let Some(VerdictSlot::Entry(_) | VerdictSlot::Uncached) = self.verdicts.get(s) {
+            return;
+        }
+        self.lookup_verdicts(cache, s, raw);
+    }
+
+    #[cold]
+    fn lookup_verdicts(&mut self, cache: &VerdictCache, s: usize, raw: &Bytes) {
+        if self.verdicts.len() <= s {
+            self.verdicts.resize(s + 1, VerdictSlot::Unknown);
+        }
+        self.verdicts[s] = match cache.entry(raw) {
+            Some(e) => VerdictSlot::Entry(e),
+            None => VerdictSlot::Uncached,
+        };
     }
 
     /// Whether the bit set at `offset` has `bit`.
@@ -1674,9 +1754,41 @@ impl Transaction {
         self.eval_chained(rule)
     }
 
+    /// [`Transaction::eval_value_now`], unless the verdict cache knows the
+    /// rule does not match the value; a miss of a pure rule is remembered.
+    #[inline]
+    fn eval_value(
+        &mut self,
+        rule: &Rule,
+        op: &CompiledOperator,
+        v: ValRef<'_>,
+        capture: bool,
+    ) -> bool {
+        let Some(bit) = rule
+            .verdict_bit
+            .filter(|_| v.slot != NO_SLOT && self.rs.verdicts.enabled())
+        else {
+            return self.eval_value_now(rule, op, v, capture);
+        };
+        if self
+            .memo
+            .verdicts(&self.rs.verdicts, v.slot, v.value)
+            .is_some_and(|e| e.known_miss(bit))
+        {
+            return false;
+        }
+        let hit = self.eval_value_now(rule, op, v, capture);
+        if !hit {
+            if let Some(e) = self.memo.verdicts(&self.rs.verdicts, v.slot, v.value) {
+                e.set_miss(bit);
+            }
+        }
+        hit
+    }
+
     /// Transforms one value as the rule says and evaluates the operator on it
     /// (on each stage for multiMatch), unless the prefilter rules it out.
-    fn eval_value(
+    fn eval_value_now(
         &mut self,
         rule: &Rule,
         op: &CompiledOperator,

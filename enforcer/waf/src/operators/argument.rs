@@ -136,6 +136,11 @@ pub(crate) struct Needle {
 }
 
 impl Needle {
+    /// Whether the argument holds no macro.
+    pub(crate) fn is_literal(&self) -> bool {
+        self.arg.literal().is_some()
+    }
+
     /// Parses `argument` as for [`StringArg::parse`].
     pub(crate) fn parse(argument: &str) -> Needle {
         let arg = StringArg::parse(argument);

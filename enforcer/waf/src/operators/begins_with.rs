@@ -23,6 +23,10 @@ impl BeginsWith {
 }
 
 impl Operator for BeginsWith {
+    fn is_pure(&self) -> bool {
+        self.arg.literal().is_some()
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         let starts = |input: &[u8], prefix: &[u8]| input.starts_with(prefix);
         self.arg

@@ -24,6 +24,10 @@ impl Contains {
 }
 
 impl Operator for Contains {
+    fn is_pure(&self) -> bool {
+        self.needle.is_literal()
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         self.needle.evaluate(cx, input, Record::Argument)
     }

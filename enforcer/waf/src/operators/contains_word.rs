@@ -51,6 +51,10 @@ fn contains_word(input: &[u8], word: &[u8]) -> bool {
 }
 
 impl Operator for ContainsWord {
+    fn is_pure(&self) -> bool {
+        self.arg.literal().is_some()
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         self.arg.evaluate(
             cx,

@@ -303,6 +303,10 @@ fn run_libinjection(input: &[u8]) -> Option<SqliFingerprint> {
 }
 
 impl Operator for DetectSqli {
+    fn is_pure(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         let Some(fingerprint) = detect_sqli(input) else {
             return false;

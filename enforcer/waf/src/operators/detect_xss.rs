@@ -45,6 +45,10 @@ pub fn provably_not_xss(input: &[u8]) -> bool {
 }
 
 impl Operator for DetectXss {
+    fn is_pure(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         if provably_not_xss(input) || !libinjectionrs::detect_xss(input).is_injection() {
             return false;

@@ -23,6 +23,10 @@ impl EndsWith {
 }
 
 impl Operator for EndsWith {
+    fn is_pure(&self) -> bool {
+        self.arg.literal().is_some()
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         let ends = |input: &[u8], suffix: &[u8]| input.ends_with(suffix);
         self.arg

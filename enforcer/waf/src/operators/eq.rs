@@ -27,6 +27,10 @@ impl Eq {
 }
 
 impl Operator for Eq {
+    fn is_pure(&self) -> bool {
+        matches!(self.arg, NumericArg::Literal(_))
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         Parse::Stoi.parse(input) == self.arg.value(cx, Parse::Stoi)
     }

@@ -27,6 +27,10 @@ impl Ge {
 }
 
 impl Operator for Ge {
+    fn is_pure(&self) -> bool {
+        matches!(self.arg, NumericArg::Literal(_))
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         Parse::Atoll.parse(input) >= self.arg.value(cx, Parse::Atoll)
     }

@@ -38,6 +38,10 @@ impl IpMatch {
 }
 
 impl Operator for IpMatch {
+    fn is_pure(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         let found = self.set.contains_text(input);
         if found {

@@ -51,6 +51,10 @@ impl IpMatchFromFile {
 }
 
 impl Operator for IpMatchFromFile {
+    fn is_pure(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         let found = self.set.contains_text(input);
         if found {

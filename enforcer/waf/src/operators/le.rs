@@ -27,6 +27,10 @@ impl Le {
 }
 
 impl Operator for Le {
+    fn is_pure(&self) -> bool {
+        matches!(self.arg, NumericArg::Literal(_))
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         Parse::Atoll.parse(input) <= self.arg.value(cx, Parse::Atoll)
     }

@@ -27,6 +27,10 @@ impl Lt {
 }
 
 impl Operator for Lt {
+    fn is_pure(&self) -> bool {
+        matches!(self.arg, NumericArg::Literal(_))
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         Parse::Atoll.parse(input) < self.arg.value(cx, Parse::Atoll)
     }

@@ -16,6 +16,10 @@ impl NoMatch {
 }
 
 impl Operator for NoMatch {
+    fn is_pure(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, _cx: &mut dyn OperatorContext, _input: &[u8]) -> bool {
         false
     }

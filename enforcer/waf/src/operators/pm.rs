@@ -42,6 +42,10 @@ impl Pm {
 }
 
 impl Operator for Pm {
+    fn is_pure(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         self.set.evaluate(cx, input)
     }

@@ -62,6 +62,10 @@ impl PmFromFile {
 }
 
 impl Operator for PmFromFile {
+    fn is_pure(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         self.set.evaluate(cx, input)
     }

@@ -136,6 +136,10 @@ impl Rx {
 }
 
 impl Operator for Rx {
+    fn is_pure(&self) -> bool {
+        !matches!(self.matcher, Matcher::Dynamic { .. })
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         match &self.matcher {
             Matcher::Always => true,

@@ -23,6 +23,10 @@ impl StrEq {
 }
 
 impl Operator for StrEq {
+    fn is_pure(&self) -> bool {
+        self.arg.literal().is_some()
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         let equal = |input: &[u8], text: &[u8]| input == text;
         self.arg

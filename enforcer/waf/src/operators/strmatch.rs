@@ -24,6 +24,10 @@ impl StrMatch {
 }
 
 impl Operator for StrMatch {
+    fn is_pure(&self) -> bool {
+        self.needle.is_literal()
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         self.needle.evaluate(cx, input, Record::Nothing)
     }

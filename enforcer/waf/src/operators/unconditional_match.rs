@@ -16,6 +16,10 @@ impl UnconditionalMatch {
 }
 
 impl Operator for UnconditionalMatch {
+    fn is_pure(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, _cx: &mut dyn OperatorContext, _input: &[u8]) -> bool {
         true
     }

@@ -60,6 +60,10 @@ impl ValidateByteRange {
 }
 
 impl Operator for ValidateByteRange {
+    fn is_pure(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         match input.iter().position(|&b| !self.allowed[usize::from(b)]) {
             Some(at) => {

@@ -33,6 +33,10 @@ fn first_invalid(input: &[u8]) -> Option<usize> {
 }
 
 impl Operator for ValidateUrlEncoding {
+    fn is_pure(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         match first_invalid(input) {
             Some(at) => {

@@ -75,6 +75,10 @@ pub(crate) fn first_invalid_utf8(input: &[u8]) -> Option<usize> {
 }
 
 impl Operator for ValidateUtf8Encoding {
+    fn is_pure(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         match first_invalid_utf8(input) {
             Some(at) => {

@@ -24,6 +24,10 @@ impl Within {
 }
 
 impl Operator for Within {
+    fn is_pure(&self) -> bool {
+        self.arg.literal().is_some()
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         self.arg
             .evaluate(cx, input, Empty::InputMatches, Record::Input, occurs_in)

@@ -311,10 +311,7 @@ SecRule TX:sum "@eq 5" "id:17,phase:1,pass,log,msg:'sum %{tx.sum} %{tx.e}'"
         let directives = seclang::parse_str(text, "<inline>").expect("parses");
         let compiled = compile::compile(&directives, &MemorySource::default()).expect("compiles");
         Ruleset {
-            inner: Arc::new(RulesetInner {
-                compiled,
-                prefix: None,
-            }),
+            inner: Arc::new(RulesetInner::new(compiled)),
         }
     }
 

@@ -1,0 +1,324 @@
+//! Misses remembered across transactions: which rules did not match a value.
+//!
+//! A rule link whose operator is pure ([`Operator::is_pure`]: no macro in
+//! its argument, nothing read from the transaction) gives the same answer
+//! on the same value in every transaction, whatever variable the value came
+//! from: its transformations are functions of the value, and so is the
+//! operator. The ruleset keeps, per distinct value content, one bit per
+//! such link ([`Rule::verdict_bit`]), set once the link evaluated the value
+//! and did not match it. A later transaction holding the same value (the
+//! `User-Agent`, `Accept` and `Host` of every request from one client, the
+//! cookie and parameter names of an application) skips those evaluations:
+//! no transformation, literal scan or operator runs for them.
+//!
+//! The entry also keeps the value's literal bit sets (which prefiltered
+//! rules' literals occur in it) per transformation chain, so the skip
+//! checks of a later transaction find them without transforming or
+//! scanning the value again. Both are functions of the value alone.
+//!
+//! Only misses are remembered, never matches: a match has effects (TX
+//! captures, MATCHED_VAR, setvars) that every transaction must produce
+//! itself. Values are compared byte for byte (the hash only picks the slot).
+//!
+//! The cache is bounded. A value gets an entry the second time it is seen
+//! (a direct-mapped table of hashes remembers the first sighting), so values
+//! that never recur (session ids, nonces, an attacker's random strings) take
+//! no entry. Values longer than [`MAX_VALUE`] bytes are not kept, and a
+//! shard that reaches [`SHARD_BUDGET`] bytes is emptied before it takes the
+//! next value, so the cache never grows past 16 shards × 1 MiB = 16 MiB.
+//! It belongs to one compiled ruleset: a hot-swapped ruleset starts with an
+//! empty one.
+//!
+//! [`Operator::is_pure`]: crate::operators::Operator::is_pure
+//! [`Rule::verdict_bit`]: super::rule::Rule::verdict_bit
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+
+type Bytes = Arc<[u8]>;
+
+/// Longest value kept (request bodies and long cookies are seldom repeated).
+pub(crate) const MAX_VALUE: usize = 4096;
+
+/// Shards (a power of two): transactions on different threads seldom wait
+/// for the same lock.
+const SHARDS: usize = 16;
+
+/// Bytes one shard may hold (values and their bit sets, with overhead)
+/// before it is emptied.
+pub(crate) const SHARD_BUDGET: usize = 1 << 20;
+
+/// Slots of the first-sighting table (a power of two; 512 KiB of hashes).
+const SIGHTINGS: usize = 1 << 16;
+
+/// Per-entry bytes counted besides the value and the bits (the map slot,
+/// the two allocations' headers).
+const ENTRY_OVERHEAD: usize = 64;
+
+/// The remembered misses of one value.
+#[derive(Debug)]
+pub(crate) struct Verdicts {
+    content: Bytes,
+    misses: Box<[AtomicU64]>,
+    /// Per transformation chain: the literal bit set of the value after it.
+    bits: Box<[OnceLock<Box<[u64]>>]>,
+}
+
+impl Verdicts {
+    /// Whether the link with `bit` is known not to match this value.
+    #[inline]
+    pub(crate) fn known_miss(&self, bit: u32) -> bool {
+        self.misses
+            .get((bit / 64) as usize)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & (1u64 << (bit % 64)) != 0)
+    }
+
+    /// The literal bit set of this value after `chain`, when known.
+    #[inline]
+    pub(crate) fn bits(&self, chain: u32) -> Option<&[u64]> {
+        self.bits.get(chain as usize)?.get().map(|b| &b[..])
+    }
+
+    /// Keeps the literal bit set of this value after `chain`.
+    pub(crate) fn set_bits(&self, chain: u32, words: &[u64]) {
+        if let Some(cell) = self.bits.get(chain as usize) {
+            let _ = cell.set(words.into());
+        }
+    }
+
+    /// Remembers that the link with `bit` does not match this value.
+    #[inline]
+    pub(crate) fn set_miss(&self, bit: u32) {
+        if let Some(w) = self.misses.get((bit / 64) as usize) {
+            w.fetch_or(1u64 << (bit % 64), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Keys are already hashes.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    /// Hash of the content -> its verdicts (a second content with the same
+    /// hash is not kept).
+    map: HashMap<u64, Arc<Verdicts>, BuildHasherDefault<PassThrough>>,
+    bytes: usize,
+}
+
+/// The ruleset's cache of misses (see the module docs).
+#[derive(Debug)]
+pub(crate) struct VerdictCache {
+    shards: Box<[RwLock<Shard>]>,
+    /// Bit-set words per value: one bit per pure link.
+    words: usize,
+    /// Transformation chains (literal bit sets per value).
+    chains: usize,
+    /// Words of a literal bit set.
+    literal_words: usize,
+    /// Hashes of values seen once (direct-mapped).
+    sightings: Box<[AtomicU64]>,
+    enabled: AtomicBool,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard")
+            .field("values", &self.map.len())
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+impl VerdictCache {
+    /// An empty cache for `links` pure rule links (none: always off),
+    /// `chains` transformation chains and literal bit sets of
+    /// `literal_words` words.
+    pub(crate) fn new(links: usize, chains: usize, literal_words: usize) -> VerdictCache {
+        VerdictCache {
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            words: links.div_ceil(64),
+            chains,
+            literal_words,
+            sightings: (0..SIGHTINGS).map(|_| AtomicU64::new(0)).collect(),
+            enabled: AtomicBool::new(links > 0),
+        }
+    }
+
+    /// Turns remembering on or off (on by default when a rule can use it);
+    /// turning it off also forgets what was remembered.
+    pub(crate) fn set_enabled(&self, on: bool) {
+        self.enabled.store(on && self.words > 0, Ordering::Relaxed);
+        if !on {
+            for shard in self.shards.iter() {
+                if let Ok(mut s) = shard.write() {
+                    *s = Shard::default();
+                }
+            }
+            for h in self.sightings.iter() {
+                h.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Whether the cache is in use.
+    #[inline]
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// The verdicts of `value`, creating an empty entry for a value seen
+    /// before; `None` when the value is not kept (seen for the first time,
+    /// too long, or another content has its hash).
+    pub(crate) fn entry(&self, value: &Bytes) -> Option<Arc<Verdicts>> {
+        if value.len() > MAX_VALUE || !self.enabled() {
+            return None;
+        }
+        let mut h = rustc_hash::FxHasher::default();
+        h.write(value);
+        h.write_usize(value.len());
+        let hash = h.finish();
+        let shard = &self.shards[(hash >> 32) as usize % SHARDS];
+        if let Ok(s) = shard.read() {
+            if let Some(e) = s.map.get(&hash) {
+                return (e.content[..] == value[..]).then(|| Arc::clone(e));
+            }
+        }
+        // Admitted the second time its hash is seen (0 marks an empty slot).
+        let mark = hash | 1;
+        let seen = &self.sightings[hash as usize % SIGHTINGS];
+        if seen.swap(mark, Ordering::Relaxed) != mark {
+            return None;
+        }
+        let mut s = shard.write().ok()?;
+        if let Some(e) = s.map.get(&hash) {
+            return (e.content[..] == value[..]).then(|| Arc::clone(e));
+        }
+        let bits_cost = self.chains * (std::mem::size_of::<OnceLock<Box<[u64]>>>() + 16)
+            + self.chains.min(8) * self.literal_words * 8;
+        let cost = value.len() + self.words * 8 + bits_cost + ENTRY_OVERHEAD;
+        if s.bytes + cost > SHARD_BUDGET {
+            *s = Shard::default();
+        }
+        let e = Arc::new(Verdicts {
+            content: Arc::clone(value),
+            misses: (0..self.words).map(|_| AtomicU64::new(0)).collect(),
+            bits: (0..self.chains).map(|_| OnceLock::new()).collect(),
+        });
+        s.map.insert(hash, Arc::clone(&e));
+        s.bytes += cost;
+        Some(e)
+    }
+
+    /// Values held and the bytes counted for them (tests and stats).
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        self.shards
+            .iter()
+            .filter_map(|s| s.read().ok().map(|s| (s.map.len(), s.bytes)))
+            .fold((0, 0), |(n, b), (sn, sb)| (n + sn, b + sb))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Arc::from(s.as_bytes())
+    }
+
+    #[test]
+    fn remembers_misses_per_content() {
+        let cache = VerdictCache::new(130, 3, 2);
+        assert!(cache.entry(&b("Mozilla/5.0")).is_none(), "first sighting");
+        let ua = cache.entry(&b("Mozilla/5.0")).expect("kept");
+        assert!(!ua.known_miss(129));
+        ua.set_miss(129);
+        ua.set_miss(3);
+        // The same content from another transaction (another allocation).
+        let again = cache.entry(&b("Mozilla/5.0")).expect("kept");
+        assert!(again.known_miss(129) && again.known_miss(3));
+        assert!(!again.known_miss(4) && !again.known_miss(128));
+        assert!(again.bits(1).is_none());
+        ua.set_bits(1, &[5, 7]);
+        assert_eq!(again.bits(1), Some(&[5u64, 7][..]));
+        assert!(again.bits(0).is_none() && again.bits(3).is_none());
+        // Other content starts empty.
+        cache.entry(&b("curl/8.0"));
+        let other = cache.entry(&b("curl/8.0")).expect("kept");
+        assert!(!other.known_miss(3));
+        assert_eq!(cache.usage().0, 2);
+    }
+
+    #[test]
+    fn long_values_and_disabled_cache_keep_nothing() {
+        let cache = VerdictCache::new(10, 1, 1);
+        let long: Bytes = Arc::from(vec![b'a'; MAX_VALUE + 1]);
+        cache.entry(&long);
+        assert!(cache.entry(&long).is_none());
+        let longest: Bytes = Arc::from(vec![b'a'; MAX_VALUE]);
+        cache.entry(&longest);
+        assert!(cache.entry(&longest).is_some());
+        cache.entry(&b("x"));
+        cache.entry(&b("x")).expect("kept").set_miss(1);
+        cache.set_enabled(false);
+        assert!(cache.entry(&b("x")).is_none());
+        assert_eq!(cache.usage(), (0, 0));
+        cache.set_enabled(true);
+        assert!(cache.entry(&b("x")).is_none(), "sightings forgotten too");
+        let x = cache.entry(&b("x")).expect("kept");
+        assert!(!x.known_miss(1), "turning the cache off forgets");
+        // No pure link: nothing to remember.
+        let none = VerdictCache::new(0, 1, 1);
+        none.entry(&b("x"));
+        assert!(none.entry(&b("x")).is_none());
+    }
+
+    #[test]
+    fn stays_within_its_budget() {
+        let cache = VerdictCache::new(300, 40, 5);
+        for i in 0..200_000u32 {
+            let v: Bytes =
+                Arc::from(format!("value-{i:08}-{}", "p".repeat((i % 50) as usize)).as_bytes());
+            cache.entry(&v);
+            cache.entry(&v).expect("kept");
+        }
+        let (values, bytes) = cache.usage();
+        assert!(bytes <= SHARDS * SHARD_BUDGET, "{bytes}");
+        assert!(values > 1000, "{values}");
+    }
+}
+
+#[cfg(test)]
+mod admission_tests {
+    use super::*;
+
+    #[test]
+    fn values_seen_once_take_no_entry() {
+        let cache = VerdictCache::new(10, 1, 1);
+        for i in 0..10_000u32 {
+            let v: Bytes = Arc::from(format!("session={i:032x}").as_bytes());
+            assert!(cache.entry(&v).is_none());
+        }
+        assert_eq!(cache.usage(), (0, 0));
+    }
+}

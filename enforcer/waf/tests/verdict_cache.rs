@@ -1,0 +1,100 @@
+//! The verdict cache (misses of pure rules remembered across transactions)
+//! never changes a result: the same requests give the same matches with the
+//! cache on, off, warm and cold.
+
+use palisade_waf::Ruleset;
+
+const RULES: &str = r#"
+SecRuleEngine On
+SecRequestBodyAccess On
+# Pure operators: their misses may be remembered.
+SecRule ARGS|REQUEST_HEADERS "@rx (?i)union\s+select" "id:1,phase:1,pass,log,t:none,t:urlDecodeUni"
+SecRule ARGS_NAMES|REQUEST_COOKIES_NAMES "@pm secret token" "id:2,phase:1,pass,log,t:lowercase"
+SecRule ARGS "!@rx ^[a-z0-9 ]*$" "id:3,phase:1,pass,log"
+SecRule REQUEST_HEADERS:User-Agent "@detectSQLi" "id:4,phase:1,pass,log"
+# Not pure: the argument names a TX variable the request sets.
+SecRule ARGS:mode "@rx ^(.*)$" "id:10,phase:1,pass,nolog,capture,setvar:tx.expected=%{tx.1}"
+SecRule ARGS:echo "@streq %{tx.expected}" "id:11,phase:1,pass,log"
+# A chain whose second link is pure and reads a captured value.
+SecRule ARGS:x "@rx ^(\w+)$" "id:20,phase:1,pass,log,capture,chain"
+    SecRule TX:1 "@within alpha beta" "t:none"
+"#;
+
+/// (uri, user agent, cookie)
+const REQUESTS: &[(&str, &str, &str)] = &[
+    ("/?q=hello&mode=a&echo=b", "Mozilla/5.0", "theme=dark"),
+    ("/?q=hello&mode=b&echo=b", "Mozilla/5.0", "theme=dark"),
+    ("/?q=hello&mode=a&echo=a", "Mozilla/5.0", "token=1"),
+    (
+        "/?q=union%20select%201&mode=c&echo=b",
+        "Mozilla/5.0",
+        "theme=dark",
+    ),
+    ("/?q=hello&x=alpha", "1' or '1'='1", "theme=dark"),
+    ("/?q=Hello!&x=gamma", "Mozilla/5.0", "theme=dark"),
+    ("/?q=hello&x=beta&secret=1", "Mozilla/5.0", "theme=dark"),
+    ("/?q=hello&mode=zz&echo=zz", "1' or '1'='1", "theme=light"),
+];
+
+fn matches(rs: &Ruleset, (uri, ua, cookie): (&str, &str, &str)) -> Vec<i64> {
+    let mut tx = rs.transaction();
+    tx.process_uri(uri, "GET", "HTTP/1.1");
+    tx.add_request_header(b"Host", b"example.com");
+    tx.add_request_header(b"User-Agent", ua.as_bytes());
+    tx.add_request_header(b"Cookie", cookie.as_bytes());
+    tx.process_request_headers();
+    let mut ids: Vec<i64> = tx
+        .matched_rules()
+        .iter()
+        .filter(|m| m.log)
+        .map(|m| m.id)
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// Every request, three rounds over the list (so repeated values are warm
+/// in the cache), in order.
+fn rounds(rs: &Ruleset) -> Vec<Vec<i64>> {
+    (0..3)
+        .flat_map(|_| REQUESTS.iter())
+        .map(|&r| matches(rs, r))
+        .collect()
+}
+
+#[test]
+fn results_do_not_depend_on_the_cache() {
+    let cached = Ruleset::from_text(RULES).expect("compiles");
+    let uncached = Ruleset::from_text(RULES).expect("compiles");
+    uncached.set_verdict_cache(false);
+    let with = rounds(&cached);
+    let without = rounds(&uncached);
+    assert_eq!(with, without);
+    // The cache was used: repeated values got entries.
+    assert!(cached.verdict_cache_usage().0 > 0);
+    assert_eq!(uncached.verdict_cache_usage(), (0, 0));
+    // And the rules did what they say, whatever came before.
+    let n = REQUESTS.len();
+    for round in 0..3 {
+        let r = &with[round * n..(round + 1) * n];
+        assert_eq!(r[0], Vec::<i64>::new(), "round {round}");
+        assert_eq!(r[1], vec![11], "macro argument: tx.expected = b");
+        assert_eq!(r[2], vec![2, 11], "cookie name token; echo = mode");
+        assert_eq!(r[3], vec![1]);
+        assert_eq!(r[4], vec![4, 20]);
+        assert_eq!(r[5], vec![3], "uppercase and '!' fail the negated class");
+        assert_eq!(r[6], vec![2, 20]);
+        assert_eq!(r[7], vec![4, 11]);
+    }
+}
+
+#[test]
+fn turning_the_cache_off_and_on_keeps_results() {
+    let rs = Ruleset::from_text(RULES).expect("compiles");
+    let first = rounds(&rs);
+    rs.set_verdict_cache(false);
+    assert_eq!(rs.verdict_cache_usage(), (0, 0));
+    assert_eq!(rounds(&rs), first);
+    rs.set_verdict_cache(true);
+    assert_eq!(rounds(&rs), first);
+}
