@@ -471,9 +471,8 @@ impl Memo {
             Some(pf) if rs.verdicts.enabled() => {
                 self.ensure_verdicts(&rs.verdicts, slot, raw);
                 if let Some(VerdictSlot::Entry(e)) = self.verdicts.get(slot as usize) {
-                    if let Some(known) = e.bits(chain) {
-                        let offset = self.bitsets.len();
-                        self.bitsets.extend_from_slice(known);
+                    let offset = self.bitsets.len();
+                    if e.extend_bits(chain, &mut self.bitsets) {
                         self.cells[at].bits = offset as u32;
                         return offset;
                     }
@@ -1780,7 +1779,7 @@ impl Transaction {
         let hit = self.eval_value_now(rule, op, v, capture);
         if !hit {
             if let Some(e) = self.memo.verdicts(&self.rs.verdicts, v.slot, v.value) {
-                e.set_miss(bit);
+                e.set_miss(bit, rule.prefilter_bit);
             }
         }
         hit

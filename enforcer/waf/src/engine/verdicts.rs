@@ -14,7 +14,12 @@
 //! The entry also keeps the value's literal bit sets (which prefiltered
 //! rules' literals occur in it) per transformation chain, so the skip
 //! checks of a later transaction find them without transforming or
-//! scanning the value again. Both are functions of the value alone.
+//! scanning the value again. Both are functions of the value alone. A
+//! later transaction gets those bit sets without the bits of the rules
+//! known not to match the value (a rule's skip check asks whether its
+//! literals occur in a value it could match), so a rule whose literals
+//! occur only in values it is known to miss is skipped before it looks at
+//! its targets.
 //!
 //! Only misses are remembered, never matches: a match has effects (TX
 //! captures, MATCHED_VAR, setvars) that every transaction must produce
@@ -62,6 +67,8 @@ const ENTRY_OVERHEAD: usize = 64;
 pub(crate) struct Verdicts {
     content: Bytes,
     misses: Box<[AtomicU64]>,
+    /// The same misses by the links' literal prefilter bits.
+    literal_misses: Box<[AtomicU64]>,
     /// Per transformation chain: the literal bit set of the value after it.
     bits: Box<[OnceLock<Box<[u64]>>]>,
 }
@@ -75,10 +82,21 @@ impl Verdicts {
             .is_some_and(|w| w.load(Ordering::Relaxed) & (1u64 << (bit % 64)) != 0)
     }
 
-    /// The literal bit set of this value after `chain`, when known.
+    /// Appends to `out` the literal bit set of this value after `chain`
+    /// without the bits of the links known not to match the value; false
+    /// (nothing appended) when the bit set is not known yet.
     #[inline]
-    pub(crate) fn bits(&self, chain: u32) -> Option<&[u64]> {
-        self.bits.get(chain as usize)?.get().map(|b| &b[..])
+    pub(crate) fn extend_bits(&self, chain: u32, out: &mut Vec<u64>) -> bool {
+        let Some(known) = self.bits.get(chain as usize).and_then(|b| b.get()) else {
+            return false;
+        };
+        out.extend(known.iter().enumerate().map(|(i, &w)| {
+            w & !self
+                .literal_misses
+                .get(i)
+                .map_or(0, |m| m.load(Ordering::Relaxed))
+        }));
+        true
     }
 
     /// Keeps the literal bit set of this value after `chain`.
@@ -88,11 +106,15 @@ impl Verdicts {
         }
     }
 
-    /// Remembers that the link with `bit` does not match this value.
+    /// Remembers that the link with `bit` (and literal prefilter bit
+    /// `literal`, when it has one) does not match this value.
     #[inline]
-    pub(crate) fn set_miss(&self, bit: u32) {
+    pub(crate) fn set_miss(&self, bit: u32, literal: Option<u32>) {
         if let Some(w) = self.misses.get((bit / 64) as usize) {
             w.fetch_or(1u64 << (bit % 64), Ordering::Relaxed);
+        }
+        if let Some(w) = literal.and_then(|l| self.literal_misses.get((l / 64) as usize)) {
+            w.fetch_or(1u64 << (literal.unwrap_or(0) % 64), Ordering::Relaxed);
         }
     }
 }
@@ -215,13 +237,14 @@ impl VerdictCache {
         }
         let bits_cost = self.chains * (std::mem::size_of::<OnceLock<Box<[u64]>>>() + 16)
             + self.chains.min(8) * self.literal_words * 8;
-        let cost = value.len() + self.words * 8 + bits_cost + ENTRY_OVERHEAD;
+        let cost = value.len() + (self.words + self.literal_words) * 8 + bits_cost + ENTRY_OVERHEAD;
         if s.bytes + cost > SHARD_BUDGET {
             *s = Shard::default();
         }
         let e = Arc::new(Verdicts {
             content: Arc::clone(value),
             misses: (0..self.words).map(|_| AtomicU64::new(0)).collect(),
+            literal_misses: (0..self.literal_words).map(|_| AtomicU64::new(0)).collect(),
             bits: (0..self.chains).map(|_| OnceLock::new()).collect(),
         });
         s.map.insert(hash, Arc::clone(&e));
@@ -252,16 +275,19 @@ mod tests {
         assert!(cache.entry(&b("Mozilla/5.0")).is_none(), "first sighting");
         let ua = cache.entry(&b("Mozilla/5.0")).expect("kept");
         assert!(!ua.known_miss(129));
-        ua.set_miss(129);
-        ua.set_miss(3);
+        ua.set_miss(129, None);
+        ua.set_miss(3, Some(65));
         // The same content from another transaction (another allocation).
         let again = cache.entry(&b("Mozilla/5.0")).expect("kept");
         assert!(again.known_miss(129) && again.known_miss(3));
         assert!(!again.known_miss(4) && !again.known_miss(128));
-        assert!(again.bits(1).is_none());
+        let mut out = Vec::new();
+        assert!(!again.extend_bits(1, &mut out) && out.is_empty());
         ua.set_bits(1, &[5, 7]);
-        assert_eq!(again.bits(1), Some(&[5u64, 7][..]));
-        assert!(again.bits(0).is_none() && again.bits(3).is_none());
+        // Literal bit 65 (word 1, bit 1) belongs to a link known to miss.
+        assert!(again.extend_bits(1, &mut out));
+        assert_eq!(out, [5, 5]);
+        assert!(!again.extend_bits(0, &mut out) && !again.extend_bits(3, &mut out));
         // Other content starts empty.
         cache.entry(&b("curl/8.0"));
         let other = cache.entry(&b("curl/8.0")).expect("kept");
@@ -279,7 +305,7 @@ mod tests {
         cache.entry(&longest);
         assert!(cache.entry(&longest).is_some());
         cache.entry(&b("x"));
-        cache.entry(&b("x")).expect("kept").set_miss(1);
+        cache.entry(&b("x")).expect("kept").set_miss(1, None);
         cache.set_enabled(false);
         assert!(cache.entry(&b("x")).is_none());
         assert_eq!(cache.usage(), (0, 0));
