@@ -232,6 +232,9 @@ struct Memo {
     /// Slot -> its value's entry in the ruleset's verdict cache, looked up
     /// on first use.
     verdicts: Vec<VerdictSlot>,
+    /// Offset in `bitsets` of an all-zero bit set (the union of an empty
+    /// collection), when made.
+    zero: Option<u32>,
 }
 
 /// A slot's entry in the verdict cache.
@@ -301,6 +304,7 @@ impl Memo {
         self.value_steps.clear();
         self.empty = None;
         self.verdicts.clear();
+        self.zero = None;
         let _ = SPARE_MEMO.try_with(|spare| {
             if let Ok(mut s) = spare.try_borrow_mut() {
                 *s = Some(self);
@@ -606,6 +610,15 @@ impl Memo {
             Some(e) => VerdictSlot::Entry(e),
             None => VerdictSlot::Uncached,
         };
+    }
+
+    /// Offset of an all-zero bit set of `words` words (made once).
+    fn zero_bits(&mut self, words: usize) -> u32 {
+        *self.zero.get_or_insert_with(|| {
+            let offset = self.bitsets.len();
+            self.bitsets.resize(offset + words, 0);
+            offset as u32
+        })
     }
 
     /// Whether the bit set at `offset` has `bit`.
@@ -2407,6 +2420,15 @@ impl Transaction {
                 continue;
             }
             let words = rs.compiled.literals.as_ref().map_or(1, |pf| pf.words);
+            if lists.iter().all(|l| l.is_empty()) {
+                // No value (ARGS_POST of a GET, FILES, XML, ...): no
+                // literal occurs; one shared empty bit set.
+                let zero = memo.zero_bits(words);
+                if let Some(u) = memo.unions.get_mut(union_id as usize) {
+                    *u = zero;
+                }
+                continue;
+            }
             let union = match rs.compiled.chains.triggers[chain as usize] {
                 // Every member without the chain's trigger bytes (most header
                 // values for the decoding chains): the untransformed union.
