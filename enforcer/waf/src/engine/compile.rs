@@ -541,7 +541,8 @@ struct Builder<'a> {
     /// (lowercased literal, rule bit) pairs.
     literals: Vec<(Vec<u8>, u32)>,
     /// (chain, union source) -> dense union id.
-    unions: FxHashMap<(u32, u32), u32>,
+    /// (chain, union source, the member a target names) -> union id.
+    unions: FxHashMap<(u32, u32, Option<Vec<u8>>), u32>,
     errors: Vec<CompileError>,
 }
 
@@ -706,17 +707,22 @@ impl Builder<'_> {
             _ => None,
         };
         // Skip checks test a per-phase union of bit sets per (chain, target
-        // variable); a target naming one member looks at that member only.
+        // variable); a target naming one member (`REQUEST_HEADERS:User-Agent`)
+        // has a union of that member's values only.
         let union_ids: Box<[u32]> = targets
             .iter()
             .map(|t| {
-                if !union_skippable || matches!(t.selector, variables::KeySelector::Key(_)) {
+                if !union_skippable {
                     return NO_UNION;
                 }
+                let member = match &t.selector {
+                    variables::KeySelector::Key(k) => Some(k.to_vec()),
+                    _ => None,
+                };
                 let next = self.unions.len() as u32;
                 *self
                     .unions
-                    .entry((chain_id, union_source(t)))
+                    .entry((chain_id, union_source(t), member))
                     .or_insert(next)
             })
             .collect();

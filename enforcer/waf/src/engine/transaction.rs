@@ -2390,12 +2390,18 @@ impl Transaction {
                     }
                 }
             }
+            let words = rs.compiled.literals.as_ref().map_or(1, |pf| pf.words);
             let Some((lists, names)) = stored.entry_lists(t.variable, t.xml_list) else {
-                if let Some((raw, slot)) = stored.scalars.get(&t.variable) {
-                    let o = memo.bits(rs, *slot, chain, raw);
-                    if memo.has(o, bit) {
-                        return true;
-                    }
+                // A scalar (REQUEST_FILENAME): its bit set is its union.
+                let o = match stored.scalars.get(&t.variable) {
+                    Some((raw, slot)) => memo.bits(rs, *slot, chain, raw),
+                    None => memo.zero_bits(words) as usize,
+                };
+                if let Some(u) = memo.unions.get_mut(union_id as usize) {
+                    *u = o as u32;
+                }
+                if memo.has(o, bit) {
+                    return true;
                 }
                 continue;
             };
@@ -2419,7 +2425,6 @@ impl Transaction {
                 }
                 continue;
             }
-            let words = rs.compiled.literals.as_ref().map_or(1, |pf| pf.words);
             if lists.iter().all(|l| l.is_empty()) {
                 // No value (ARGS_POST of a GET, FILES, XML, ...): no
                 // literal occurs; one shared empty bit set.
@@ -2430,6 +2435,11 @@ impl Transaction {
                 continue;
             }
             let union = match rs.compiled.chains.triggers[chain as usize] {
+                // One member: the union of the values it selects.
+                _ if matches!(t.selector, KeySelector::Key(_)) => {
+                    let selected = values.filter(|(_, _, key)| t.selector.matches(key));
+                    memo.union_of(rs, words, selected, chain).0 as usize
+                }
                 // Every member without the chain's trigger bytes (most header
                 // values for the decoding chains): the untransformed union.
                 Some(triggers) if chain != 0 => {
