@@ -653,6 +653,26 @@ fn apply(t: Transformation, input: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// Scalar values with their slots, indexed by variable (about twenty per
+/// request, looked up by every rule that reads one: no hashing).
+#[derive(Clone, Default)]
+struct Scalars(Vec<Option<(Bytes, u32)>>);
+
+impl Scalars {
+    #[inline]
+    fn get(&self, v: &Variable) -> Option<&(Bytes, u32)> {
+        self.0.get(*v as usize)?.as_ref()
+    }
+
+    fn insert(&mut self, v: Variable, value: (Bytes, u32)) {
+        let i = v as usize;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, None);
+        }
+        self.0[i] = Some(value);
+    }
+}
+
 /// The values a transaction stores, each with its slot(s). Shared
 /// (`Arc`) so that a rule can read them while the transaction changes its
 /// other state; they only change between phases.
@@ -671,7 +691,7 @@ struct Stored {
     xml_text: Vec<Entry>,
     xml_attrs: Vec<Entry>,
     /// Scalar values with their slots.
-    scalars: FxHashMap<Variable, (Bytes, u32)>,
+    scalars: Scalars,
     /// Next free slot.
     next_slot: u32,
 }
