@@ -12,6 +12,8 @@
 //! | `palisade_enforcer_events_suppressed_total` | counter | |
 //! | `palisade_enforcer_engine_failures_total` | counter | |
 //! | `palisade_enforcer_sync_connected` | gauge | |
+//! | `palisade_enforcer_verdict_cache_values` | gauge | (values the active rulesets' verdict caches hold) |
+//! | `palisade_enforcer_verdict_cache_bytes` | gauge | (bytes they count for them; at most 16 MiB per ruleset) |
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -72,6 +74,8 @@ pub struct Metrics {
     events_suppressed: Counter,
     engine_failures: Counter,
     sync_connected: Gauge,
+    verdict_cache_values: Gauge,
+    verdict_cache_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -138,6 +142,18 @@ impl Metrics {
             "1 while the policy-sync stream is up",
             sync_connected.clone(),
         );
+        let verdict_cache_values = Gauge::default();
+        registry.register(
+            "verdict_cache_values",
+            "Values the active rulesets' verdict caches hold",
+            verdict_cache_values.clone(),
+        );
+        let verdict_cache_bytes = Gauge::default();
+        registry.register(
+            "verdict_cache_bytes",
+            "Bytes the active rulesets' verdict caches count for their values",
+            verdict_cache_bytes.clone(),
+        );
         Metrics {
             registry,
             decisions,
@@ -150,6 +166,8 @@ impl Metrics {
             events_suppressed,
             engine_failures,
             sync_connected,
+            verdict_cache_values,
+            verdict_cache_bytes,
         }
     }
 
@@ -221,6 +239,14 @@ impl Metrics {
         self.engine_failures.inc();
     }
 
+    /// Sets the verdict cache gauges (values, bytes).
+    pub fn verdict_cache(&self, values: usize, bytes: usize) {
+        self.verdict_cache_values
+            .set(i64::try_from(values).unwrap_or(i64::MAX));
+        self.verdict_cache_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
     /// Marks the sync stream up or down.
     pub fn sync_connected(&self, up: bool) {
         self.sync_connected.set(i64::from(up));
@@ -240,6 +266,13 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     shared
         .metrics
         .events_suppressed(shared.events.suppressed_total());
+    let (values, bytes) = shared.snapshots.load().map_or((0, 0), |s| {
+        s.rulesets().values().fold((0, 0), |(v, b), r| {
+            let (rv, rb) = r.ruleset.verdict_cache_usage();
+            (v + rv, b + rb)
+        })
+    });
+    shared.metrics.verdict_cache(values, bytes);
     (
         [(
             header::CONTENT_TYPE,

@@ -338,6 +338,8 @@ async fn check_health_metrics_and_bad_input() {
         r#"palisade_enforcer_rule_hits_total{rule_id="11"}"#,
         r#"palisade_enforcer_policy_denials_total{tier="default",policy="web"}"#,
         "palisade_enforcer_check_duration_seconds_bucket",
+        "palisade_enforcer_verdict_cache_values ",
+        "palisade_enforcer_verdict_cache_bytes ",
         r#"palisade_enforcer_snapshot_info{version="file-1"} 1"#,
     ] {
         assert!(text.contains(want), "missing {want} in\n{text}");

@@ -98,3 +98,21 @@ fn turning_the_cache_off_and_on_keeps_results() {
     rs.set_verdict_cache(true);
     assert_eq!(rounds(&rs), first);
 }
+
+#[test]
+fn threads_sharing_the_cache_get_the_same_results() {
+    let shared = Ruleset::from_text(RULES).expect("compiles");
+    let reference = Ruleset::from_text(RULES).expect("compiles");
+    reference.set_verdict_cache(false);
+    let want = rounds(&reference);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| (0..20).map(|_| rounds(&shared)).collect::<Vec<_>>()))
+            .collect();
+        for h in handles {
+            for got in h.join().expect("thread") {
+                assert_eq!(got, want);
+            }
+        }
+    });
+}
