@@ -129,6 +129,11 @@ fn main() {
         println!("{name:>7}: median {m:8.1} µs   p99 {p99:8.1} µs   n={n}");
     }
     println!("blocked {blocked}/{}", reqs.len());
+    let (values, bytes) = rs.verdict_cache_usage();
+    println!(
+        "verdict cache: {values} values, {:.1} KiB counted",
+        bytes as f64 / 1024.0
+    );
     slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (us, i) in slowest.iter().take(5) {
         let r = &reqs[*i];
