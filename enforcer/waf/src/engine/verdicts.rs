@@ -235,8 +235,10 @@ impl VerdictCache {
         if let Some(e) = s.map.get(&hash) {
             return (e.content[..] == value[..]).then(|| Arc::clone(e));
         }
-        let bits_cost = self.chains * (std::mem::size_of::<OnceLock<Box<[u64]>>>() + 16)
-            + self.chains.min(8) * self.literal_words * 8;
+        // The most the entry can grow to: a bit set (and its allocation's
+        // header) for every chain, so the budget bounds real memory.
+        let bits_cost = self.chains
+            * (std::mem::size_of::<OnceLock<Box<[u64]>>>() + 16 + self.literal_words * 8);
         let cost = value.len() + (self.words + self.literal_words) * 8 + bits_cost + ENTRY_OVERHEAD;
         if s.bytes + cost > SHARD_BUDGET {
             *s = Shard::default();
