@@ -46,7 +46,8 @@ pub(crate) struct Compiled {
     pub verdict_links: usize,
 }
 
-/// `Rule::union_ids` entry of a target whose skip check does not use a union.
+/// `Rule::union_ids` entry of every target of a rule that is not
+/// `union_skippable`.
 pub(crate) const NO_UNION: u32 = u32::MAX;
 
 /// The union source of a target: its variable, with XML attributes apart.
@@ -540,8 +541,7 @@ struct Builder<'a> {
     next_verdict: u32,
     /// (lowercased literal, rule bit) pairs.
     literals: Vec<(Vec<u8>, u32)>,
-    /// (chain, union source) -> dense union id.
-    /// (chain, union source, the member a target names) -> union id.
+    /// (chain, union source, the member a target names) -> dense union id.
     unions: FxHashMap<(u32, u32, Option<Vec<u8>>), u32>,
     errors: Vec<CompileError>,
 }

@@ -131,9 +131,9 @@ pub(crate) struct Rule {
     /// MATCHED_VARS, counts, XPath selections): the transaction evaluates
     /// them straight from its stored lists, without collecting them first.
     pub stored_targets: bool,
-    /// Per target (same order): the dense id of the (chain, variable) union
-    /// its skip check uses, or `NO_UNION` (a target naming one member, or a
-    /// rule that is not `union_skippable`).
+    /// Per target (same order): the dense id of the (chain, variable, named
+    /// member) union its skip check uses, or `NO_UNION` for a rule that is
+    /// not `union_skippable`.
     pub union_ids: Box<[u32]>,
     /// For a rule whose only target is `TX:key` (no transformation,
     /// exclusion, count or multiMatch): the lowercased key and the

@@ -2398,87 +2398,67 @@ impl Transaction {
         let rs = &*self.rs;
         let chain = rule.chain_id;
         let (stored, memo) = (&self.v, &mut self.memo);
+        let words = rs.compiled.literals.as_ref().map_or(1, |pf| pf.words);
         for (t, &union_id) in rule.targets.iter().zip(rule.union_ids.iter()) {
-            if union_id != NO_UNION {
-                // Computed earlier in this phase: one look-up.
-                if let Some(&offset) = memo.unions.get(union_id as usize) {
-                    if offset != NONE {
-                        if memo.has(offset as usize, bit) {
-                            return true;
-                        }
-                        continue;
+            // A `union_skippable` rule has a union for every target.
+            debug_assert_ne!(union_id, NO_UNION);
+            // Computed earlier in this phase: one look-up.
+            if let Some(&offset) = memo.unions.get(union_id as usize) {
+                if offset != NONE {
+                    if memo.has(offset as usize, bit) {
+                        return true;
                     }
+                    continue;
                 }
             }
-            let words = rs.compiled.literals.as_ref().map_or(1, |pf| pf.words);
-            let Some((lists, names)) = stored.entry_lists(t.variable, t.xml_list) else {
+            let union = match stored.entry_lists(t.variable, t.xml_list) {
                 // A scalar (REQUEST_FILENAME): its bit set is its union.
-                let o = match stored.scalars.get(&t.variable) {
+                None => match stored.scalars.get(&t.variable) {
                     Some((raw, slot)) => memo.bits(rs, *slot, chain, raw),
                     None => memo.zero_bits(words) as usize,
-                };
-                if let Some(u) = memo.unions.get_mut(union_id as usize) {
-                    *u = o as u32;
+                },
+                // No value (ARGS_POST of a GET, FILES, XML, ...): no literal
+                // occurs; one shared empty bit set.
+                Some((lists, _)) if lists.iter().all(|l| l.is_empty()) => {
+                    memo.zero_bits(words) as usize
                 }
-                if memo.has(o, bit) {
-                    return true;
-                }
-                continue;
-            };
-            let values = lists.into_iter().flatten().map(|e| {
-                if names {
-                    (e.kslot, &e.key, &e.key)
-                } else {
-                    (e.vslot, &e.value, &e.key)
-                }
-            });
-            if union_id == NO_UNION {
-                // One member (as a rule names `REQUEST_HEADERS:User-Agent`):
-                // only the selected values, not the collection's union.
-                for (slot, raw, key) in values {
-                    if t.selector.matches(key) {
-                        let o = memo.bits(rs, slot, chain, raw);
-                        if memo.has(o, bit) {
-                            return true;
+                Some((lists, names)) => {
+                    let values = lists.into_iter().flatten().map(|e| {
+                        if names {
+                            (e.kslot, &e.key, &e.key)
+                        } else {
+                            (e.vslot, &e.value, &e.key)
                         }
+                    });
+                    match rs.compiled.chains.triggers[chain as usize] {
+                        // One member (`REQUEST_HEADERS:User-Agent`): the union
+                        // of the values it selects.
+                        _ if matches!(t.selector, KeySelector::Key(_)) => {
+                            let selected = values.filter(|(_, _, key)| t.selector.matches(key));
+                            memo.union_of(rs, words, selected, chain).0 as usize
+                        }
+                        // Every member without the chain's trigger bytes (most
+                        // header values for the decoding chains): the
+                        // untransformed union.
+                        Some(triggers) if chain != 0 => {
+                            let source = union_source(t);
+                            let (raw_union, bytes) = match memo.raw_unions.get(&source) {
+                                Some(&known) => known,
+                                None => {
+                                    let known = memo.union_of(rs, words, values.clone(), 0);
+                                    memo.raw_unions.insert(source, known);
+                                    known
+                                }
+                            };
+                            if disjoint(&bytes, &triggers) {
+                                raw_union as usize
+                            } else {
+                                memo.union_of(rs, words, values, chain).0 as usize
+                            }
+                        }
+                        _ => memo.union_of(rs, words, values, chain).0 as usize,
                     }
                 }
-                continue;
-            }
-            if lists.iter().all(|l| l.is_empty()) {
-                // No value (ARGS_POST of a GET, FILES, XML, ...): no
-                // literal occurs; one shared empty bit set.
-                let zero = memo.zero_bits(words);
-                if let Some(u) = memo.unions.get_mut(union_id as usize) {
-                    *u = zero;
-                }
-                continue;
-            }
-            let union = match rs.compiled.chains.triggers[chain as usize] {
-                // One member: the union of the values it selects.
-                _ if matches!(t.selector, KeySelector::Key(_)) => {
-                    let selected = values.filter(|(_, _, key)| t.selector.matches(key));
-                    memo.union_of(rs, words, selected, chain).0 as usize
-                }
-                // Every member without the chain's trigger bytes (most header
-                // values for the decoding chains): the untransformed union.
-                Some(triggers) if chain != 0 => {
-                    let source = union_source(t);
-                    let (raw_union, bytes) = match memo.raw_unions.get(&source) {
-                        Some(&known) => known,
-                        None => {
-                            let known = memo.union_of(rs, words, values.clone(), 0);
-                            memo.raw_unions.insert(source, known);
-                            known
-                        }
-                    };
-                    if disjoint(&bytes, &triggers) {
-                        raw_union as usize
-                    } else {
-                        memo.union_of(rs, words, values, chain).0 as usize
-                    }
-                }
-                _ => memo.union_of(rs, words, values, chain).0 as usize,
             };
             if let Some(u) = memo.unions.get_mut(union_id as usize) {
                 *u = union as u32;

@@ -113,8 +113,10 @@ impl Verdicts {
         if let Some(w) = self.misses.get((bit / 64) as usize) {
             w.fetch_or(1u64 << (bit % 64), Ordering::Relaxed);
         }
-        if let Some(w) = literal.and_then(|l| self.literal_misses.get((l / 64) as usize)) {
-            w.fetch_or(1u64 << (literal.unwrap_or(0) % 64), Ordering::Relaxed);
+        if let Some(l) = literal {
+            if let Some(w) = self.literal_misses.get((l / 64) as usize) {
+                w.fetch_or(1u64 << (l % 64), Ordering::Relaxed);
+            }
         }
     }
 }
@@ -148,7 +150,6 @@ struct Shard {
 }
 
 /// The ruleset's cache of misses (see the module docs).
-#[derive(Debug)]
 pub(crate) struct VerdictCache {
     shards: Box<[RwLock<Shard>]>,
     /// Bit-set words per value: one bit per pure link.
@@ -162,12 +163,15 @@ pub(crate) struct VerdictCache {
     enabled: AtomicBool,
 }
 
-impl std::fmt::Debug for Shard {
+impl std::fmt::Debug for VerdictCache {
+    // Not derived: that would print all 65,536 first-sighting slots.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shard")
-            .field("values", &self.map.len())
-            .field("bytes", &self.bytes)
-            .finish()
+        let (values, bytes) = self.usage();
+        f.debug_struct("VerdictCache")
+            .field("enabled", &self.enabled())
+            .field("values", &values)
+            .field("bytes", &bytes)
+            .finish_non_exhaustive()
     }
 }
 
