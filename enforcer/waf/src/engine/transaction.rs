@@ -22,6 +22,7 @@ use super::config::BodyLimitAction;
 use super::rule::{ChainTable, CompiledOperator, Item, LiteralPrefilter, Rule};
 use super::verdicts::{VerdictCache, Verdicts};
 use super::{DisruptiveAction, EngineMode, Intervention, MatchedRule, RulesetInner};
+use prefix::Fold;
 
 pub(crate) mod prefix;
 use crate::actions::{atoi, AllowScope, BodyProcessor, Ctl, Disruptive, SetVar, SetVarOp};
@@ -166,6 +167,10 @@ const NO_SLOT: u32 = u32::MAX;
 
 /// "Not computed yet" for bit set offsets.
 const NONE: u32 = u32::MAX;
+
+/// Words of a union bit set accumulated on the stack (512 prefiltered
+/// rules; the CRS has about 310).
+const UNION_WORDS: usize = 8;
 
 /// What the transaction memoises for one (slot, chain).
 #[derive(Clone, Copy)]
@@ -563,6 +568,37 @@ impl Memo {
         values: impl Iterator<Item = (u32, &'v Bytes, &'v Bytes)>,
         chain: u32,
     ) -> (u32, ByteSet) {
+        let mut bytes = [0u64; 4];
+        if words > UNION_WORDS {
+            return self.union_of_wide(rs, words, values, chain);
+        }
+        // Accumulated here, appended once: the value bit sets it reads are
+        // appended to `bitsets` as they are computed.
+        let mut acc = [0u64; UNION_WORDS];
+        for (slot, raw, _) in values {
+            let o = self.bits(rs, slot, chain, raw);
+            match self.bitsets.get(o..o + words) {
+                Some(set) => acc.iter_mut().zip(set).for_each(|(a, w)| *a |= w),
+                None => acc = [u64::MAX; UNION_WORDS],
+            }
+            if chain == 0 {
+                bytes = byteset::union(&bytes, &self.raw_bytes(slot, raw));
+            }
+        }
+        let union = self.bitsets.len();
+        self.bitsets.extend_from_slice(&acc[..words]);
+        (union as u32, bytes)
+    }
+
+    /// [`Memo::union_of`] for bit sets of more than [`UNION_WORDS`] words.
+    #[cold]
+    fn union_of_wide<'v>(
+        &mut self,
+        rs: &RulesetInner,
+        words: usize,
+        values: impl Iterator<Item = (u32, &'v Bytes, &'v Bytes)>,
+        chain: u32,
+    ) -> (u32, ByteSet) {
         let union = self.bitsets.len();
         self.bitsets.resize(union + words, 0);
         let mut bytes = [0u64; 4];
@@ -588,6 +624,16 @@ impl Memo {
             Some(VerdictSlot::Entry(e)) => Some(e),
             _ => None,
         }
+    }
+
+    /// Whether the verdict cache knows that the link with verdict bit `bit`
+    /// does not match the value at `slot` (`raw`).
+    #[inline]
+    fn verdict_miss(&mut self, cache: &VerdictCache, slot: u32, raw: &Bytes, bit: u32) -> bool {
+        slot != NO_SLOT
+            && self
+                .verdicts(cache, slot, raw)
+                .is_some_and(|e| e.known_miss(bit))
     }
 
     /// Looks up the verdict cache entry of the value at `slot` (`raw`)
@@ -887,6 +933,9 @@ pub struct Transaction {
     /// static.
     static_run: bool,
     static_abort: bool,
+    /// The last static run of phase 1 was applied: frozen TX variables
+    /// hold the values `prefix` folded rules with.
+    frozen_tx: bool,
 }
 
 impl Drop for Transaction {
@@ -997,6 +1046,7 @@ impl Transaction {
             setvar_bufs: (Vec::new(), Vec::new()),
             static_run: false,
             static_abort: false,
+            frozen_tx: false,
         };
         t.matched = std::mem::take(&mut t.memo.spare_matched);
         let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
@@ -1551,6 +1601,9 @@ impl Transaction {
             Some(p) if phase == 1 && self.tx.is_empty() && self.matched.is_empty() => Some(p),
             _ => None,
         };
+        // Rules reading frozen TX, answered when the ruleset was built
+        // (valid once the last static run is applied).
+        let folds = rs.prefix.as_ref().map_or(&[][..], |p| p.folds(phase));
         let mut next_run = 0;
         let mut i = 0;
         let mut skip = 0u32;
@@ -1559,6 +1612,7 @@ impl Transaction {
                 if let Some(k) = p.run_at(i, &mut next_run) {
                     if skip == 0 {
                         (i, skip) = p.apply(k, self);
+                        self.frozen_tx |= p.is_last(k);
                         continue;
                     }
                     // Not as the run was evaluated: evaluate everything.
@@ -1590,7 +1644,17 @@ impl Transaction {
             self.cur_rule = Some((phase, (i - 1) as u32));
             self.pending_msg = None;
             self.pending_logdata = None;
-            if !self.eval_rule(rule) {
+            let hit = match folds.get(i - 1) {
+                Some(Fold::Miss) if self.frozen_tx && !self.targets_removed(rule) => {
+                    self.clear_matched();
+                    false
+                }
+                Some(Fold::Hit(value)) if self.frozen_tx && !self.targets_removed(rule) => {
+                    self.folded_hit(rule, value)
+                }
+                _ => self.eval_rule(rule),
+            };
+            if !hit {
                 continue;
             }
             match self.after_full_match(rule) {
@@ -1637,6 +1701,30 @@ impl Transaction {
             .any(|by| self.removed_by_matches(by, rule))
     }
 
+    /// Whether a `ctl:ruleRemoveTarget*` of this transaction applies to
+    /// `rule`.
+    #[inline]
+    fn targets_removed(&self, rule: &Rule) -> bool {
+        self.removed_targets
+            .iter()
+            .any(|(by, _)| self.removed_by_matches(by, rule))
+    }
+
+    /// [`Transaction::eval_rule`] for a rule whose first link is known to
+    /// match frozen TX `value` (see `prefix`): as `eval_tx_target` after a
+    /// match.
+    fn folded_hit(&mut self, rule: &Rule, value: &Bytes) -> bool {
+        let Some(target) = &rule.tx_target else {
+            return self.eval_rule(rule);
+        };
+        self.record_match(
+            rule,
+            MatchedName::Text(Arc::clone(&target.name)),
+            Arc::clone(value),
+        );
+        self.eval_chained(rule)
+    }
+
     fn eval_rule(&mut self, rule: &Rule) -> bool {
         let Some(op) = &rule.operator else {
             // SecAction: unconditional.
@@ -1648,12 +1736,12 @@ impl Transaction {
         // xss-perf-disable for most requests); empty, without allocating, for
         // every other rule. Cloned (a selector is reference counted), as the
         // values are evaluated while the exclusions are applied.
-        let runtime: Vec<Exclusion> = self
-            .removed_targets
-            .iter()
-            .filter(|(by, _)| self.removed_by_matches(by, rule))
-            .map(|(_, e)| e.clone())
-            .collect();
+        let mut runtime: Vec<Exclusion> = Vec::new();
+        for (by, e) in &self.removed_targets {
+            if self.removed_by_matches(by, rule) {
+                runtime.push(e.clone());
+            }
+        }
         if let (Some(tx_target), true) = (&rule.tx_target, runtime.is_empty()) {
             return self.eval_tx_target(rule, op, &tx_target.key, &tx_target.name);
         }
@@ -1677,12 +1765,22 @@ impl Transaction {
             // Stored values do not change while a phase runs: evaluate them
             // where they are (one reference count for the whole list).
             let stored = Arc::clone(&self.v);
+            // Values this link is known to miss (most values of a request
+            // that recur) are passed over first, before anything else is
+            // looked at.
+            let verdict_bit = rule.verdict_bit.filter(|_| self.rs.verdicts.enabled());
             for t in &rule.targets {
                 let var = t.variable;
                 match stored.entry_lists(var, t.xml_list) {
                     Some((lists, names)) => {
                         for e in lists.into_iter().flatten() {
                             let slot = if names { e.kslot } else { e.vslot };
+                            if let Some(bit) = verdict_bit {
+                                let value = if names { &e.key } else { &e.value };
+                                if self.memo.verdict_miss(&self.rs.verdicts, slot, value, bit) {
+                                    continue;
+                                }
+                            }
                             if self.known_miss(slot, skip)
                                 || !t.selector.matches(&e.key)
                                 || excluded(var, &e.key)
@@ -2394,7 +2492,30 @@ impl Transaction {
     /// Whether any value a target of `rule` selects may contain one of the
     /// literals of prefilter bit `bit` after the rule's chain (false: the rule
     /// cannot match). Only for `union_skippable` rules.
+    #[inline]
     fn targets_may_match(&mut self, rule: &Rule, bit: u32) -> bool {
+        // Most checks find every union made by an earlier rule of the phase:
+        // one bit test per target.
+        let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
+        let memo = &self.memo;
+        for &union_id in rule.union_ids.iter() {
+            match memo.unions.get(union_id as usize) {
+                Some(&offset) if offset != NONE => {
+                    let at = offset as usize + word;
+                    if memo.bitsets.get(at).is_none_or(|w| w & mask != 0) {
+                        return true;
+                    }
+                }
+                _ => return self.targets_may_match_new(rule, bit),
+            }
+        }
+        false
+    }
+
+    /// [`Transaction::targets_may_match`] for a rule with a union not made
+    /// yet in this phase: makes the missing ones.
+    #[inline(never)]
+    fn targets_may_match_new(&mut self, rule: &Rule, bit: u32) -> bool {
         let rs = &*self.rs;
         let chain = rule.chain_id;
         let (stored, memo) = (&self.v, &mut self.memo);

@@ -90,12 +90,12 @@ impl Verdicts {
         let Some(known) = self.bits.get(chain as usize).and_then(|b| b.get()) else {
             return false;
         };
-        out.extend(known.iter().enumerate().map(|(i, &w)| {
-            w & !self
-                .literal_misses
-                .get(i)
-                .map_or(0, |m| m.load(Ordering::Relaxed))
-        }));
+        // `literal_misses` has a word for every word of a literal bit set.
+        let misses = self
+            .literal_misses
+            .iter()
+            .map(|m| m.load(Ordering::Relaxed));
+        out.extend(known.iter().zip(misses).map(|(&w, m)| w & !m));
         true
     }
 

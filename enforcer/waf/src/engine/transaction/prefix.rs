@@ -30,6 +30,19 @@
 //!
 //! MATCHED_VAR and MATCHED_VARS are carried over exactly: a run records
 //! whether it cleared them (a rule that did not match) and what it added.
+//!
+//! *Frozen TX.* A TX variable the last run leaves that no rule outside the
+//! runs can write (no `setvar` of that name, none whose name begins with
+//! macro-free text it begins with, no `capture` for `TX:0`-`TX:9`) keeps
+//! its value for the rest of a transaction that applied the last run. A
+//! rule whose first link reads one such variable with a pure operator
+//! (`SecRule TX:DETECTION_PARANOIA_LEVEL "@lt 2"`, the paranoia-level gates
+//! the CRS evaluates some sixty times per request) gives the same answer
+//! in every such transaction, in any phase: that answer is computed here
+//! ([`Fold`]). The transaction then records the match, runs the rest of
+//! the rule as usual and skips only the look-up and the operator; a rule
+//! that a `ctl:ruleRemoveTarget*` of the transaction applies to is
+//! evaluated as usual.
 
 use super::*;
 use crate::macros::MacroPart;
@@ -38,6 +51,20 @@ use crate::macros::MacroPart;
 #[derive(Debug)]
 pub(crate) struct Prefix {
     runs: Vec<Run>,
+    /// Per phase, per item: what a rule reading frozen TX gives (empty
+    /// when no rule does).
+    folds: Vec<Vec<Fold>>,
+}
+
+/// The answer of a rule's first link that reads one frozen TX variable.
+#[derive(Debug, Clone)]
+pub(super) enum Fold {
+    /// Not known here: evaluated as usual.
+    Eval,
+    /// Does not match.
+    Miss,
+    /// Matches; the variable's value (MATCHED_VAR).
+    Hit(Bytes),
 }
 
 /// One run of static rules: phase-1 items `start..end`.
@@ -122,7 +149,24 @@ impl Prefix {
             runs.push(finish(run, &mut tx, &sentinel, i, skip));
         }
         runs.retain(|r| r.end > r.start);
-        (!runs.is_empty()).then_some(Prefix { runs })
+        let last = runs.last()?;
+        let folds = folds(&rs, &runs, &last.tx, &mut tx);
+        Some(Prefix { runs, folds })
+    }
+
+    /// Whether `k` is the last run (once it is applied, frozen TX holds).
+    #[inline]
+    pub(super) fn is_last(&self, k: usize) -> bool {
+        k + 1 == self.runs.len()
+    }
+
+    /// The folds of the items of `phase` (1-5).
+    #[inline]
+    pub(super) fn folds(&self, phase: u8) -> &[Fold] {
+        usize::from(phase)
+            .checked_sub(1)
+            .and_then(|p| self.folds.get(p))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Number of phase-1 items the runs cover.
@@ -162,6 +206,105 @@ impl Prefix {
         }
         tx.matched.extend(run.matched.iter().cloned());
         (run.end, run.skip)
+    }
+}
+
+/// The folds of every phase: for each rule whose first link reads one TX
+/// variable that `frozen_tx` (the TX the last run leaves) holds and nothing
+/// outside the runs writes, with a pure operator and no capture, whether
+/// that link matches. `tx` evaluates the operators.
+fn folds(
+    rs: &RulesetInner,
+    runs: &[Run],
+    frozen_tx: &Collection,
+    tx: &mut Transaction,
+) -> Vec<Vec<Fold>> {
+    let in_run =
+        |phase: usize, i: usize| phase == 0 && runs.iter().any(|r| (r.start..r.end).contains(&i));
+    // What the rules a transaction evaluates may write in TX.
+    let mut written: Vec<&[u8]> = Vec::new();
+    let mut prefixes: Vec<Vec<u8>> = Vec::new();
+    let mut captures = false;
+    for (phase, items) in rs.compiled.phases.iter().enumerate() {
+        for (i, item) in items.iter().enumerate() {
+            let Item::Rule(rule) = item else { continue };
+            if in_run(phase, i) {
+                continue;
+            }
+            let mut link = Some(&**rule);
+            while let Some(r) = link {
+                captures |= r.actions.capture;
+                for sv in r.actions.setvars.iter().filter(|s| s.collection == "TX") {
+                    match &sv.compiled.key {
+                        Some(k) => written.push(k),
+                        None => prefixes.push(literal_head(&sv.key)),
+                    }
+                }
+                link = r.chained.as_deref();
+            }
+        }
+    }
+    let frozen = |key: &[u8]| {
+        let may_be_written = written.contains(&key)
+            || prefixes.iter().any(|p| key.starts_with(p))
+            || (captures && is_capture_key(key));
+        frozen_tx.contains_key(key) && !may_be_written
+    };
+    let mut any = false;
+    let folds = rs
+        .compiled
+        .phases
+        .iter()
+        .enumerate()
+        .map(|(phase, items)| {
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let Item::Rule(rule) = item else {
+                        return Fold::Eval;
+                    };
+                    let (Some(op), Some(target)) = (&rule.operator, &rule.tx_target) else {
+                        return Fold::Eval;
+                    };
+                    if in_run(phase, i)
+                        || rule.actions.capture
+                        || !op.op.is_pure()
+                        || !frozen(&target.key)
+                    {
+                        return Fold::Eval;
+                    }
+                    let Some(value) = frozen_tx.get(&target.key[..]) else {
+                        return Fold::Eval;
+                    };
+                    any = true;
+                    if tx.operator_hit(op, value, false) {
+                        Fold::Hit(Arc::clone(value))
+                    } else {
+                        Fold::Miss
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    if any {
+        folds
+    } else {
+        Vec::new()
+    }
+}
+
+/// `0`-`9`: the TX keys `capture` writes.
+fn is_capture_key(key: &[u8]) -> bool {
+    matches!(key, [d] if d.is_ascii_digit())
+}
+
+/// The lowercased text a setvar key with macros begins with (the names it
+/// may write all begin with it).
+fn literal_head(key: &MacroText) -> Vec<u8> {
+    match key.parts().first() {
+        Some(MacroPart::Literal(l)) => l.to_ascii_lowercase(),
+        _ => Vec::new(),
     }
 }
 
@@ -385,6 +528,83 @@ SecRule TX:sum "@eq 5" "id:17,phase:1,pass,log,msg:'sum %{tx.sum} %{tx.e}'"
         )
         .expect("compiles");
         assert!(rs.inner.prefix.is_none());
+    }
+
+    /// A static prefix, then rules that read TX it left: `pl` is frozen;
+    /// `score` (a setvar), `p_*` (a setvar whose name has a macro), `1` (a
+    /// capture) and `late` (set after the prefix) are not.
+    const FOLDED: &str = r#"
+SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.pl=1,setvar:tx.score=0,setvar:tx.p_a=0,setvar:tx.1=0"
+SecRule ARGS:x "@rx ^(a)" "id:2,phase:1,pass,nolog,capture,setvar:tx.score=+1,setvar:'tx.p_%{tx.1}=1'"
+SecRule TX:pl "@lt 1" "id:3,phase:1,pass,nolog,skipAfter:END1"
+SecRule TX:pl "@lt 2" "id:4,phase:1,pass,nolog,skipAfter:END1"
+SecRule ARGS "@rx never" "id:5,phase:1,deny,status:403,log"
+SecMarker END1
+SecRule TX:score "@ge 1" "id:6,phase:1,pass,log,msg:'score %{tx.score}'"
+SecRule TX:p_a "@eq 1" "id:7,phase:1,pass,log"
+SecRule TX:1 "@streq a" "id:8,phase:1,pass,log"
+SecRule TX:pl "@eq 1" "id:9,phase:2,pass,log,logdata:'%{MATCHED_VAR_NAME}=%{MATCHED_VAR}',chain"
+    SecRule ARGS:y "@rx ^b$" "setvar:tx.late=1"
+SecRule MATCHED_VARS "@rx ." "id:10,phase:2,pass,log,logdata:'%{MATCHED_VAR}'"
+SecRule TX:pl "@ge 2" "id:11,phase:2,deny,status:403,log"
+SecRule ARGS:z "@rx ^c$" "id:12,phase:2,pass,nolog,ctl:ruleRemoveTargetById=13;TX:pl"
+SecRule TX:pl "@eq 1" "id:13,phase:2,deny,status:403,log"
+"#;
+
+    #[test]
+    fn rules_reading_frozen_tx_are_answered_once() {
+        let rs = Ruleset::from_text(FOLDED).expect("compiles");
+        let prefix = rs.inner.prefix.as_ref().expect("a prefix");
+        let ids = |phase: u8, pick: fn(&Fold) -> bool| -> Vec<i64> {
+            let items = &rs.inner.compiled.phases[usize::from(phase) - 1];
+            prefix
+                .folds(phase)
+                .iter()
+                .zip(items)
+                .filter_map(|(f, item)| match item {
+                    Item::Rule(r) if pick(f) => Some(r.id),
+                    _ => None,
+                })
+                .collect()
+        };
+        let hit: fn(&Fold) -> bool = |f| matches!(f, Fold::Hit(_));
+        let miss: fn(&Fold) -> bool = |f| matches!(f, Fold::Miss);
+        assert_eq!(ids(1, hit), [4]);
+        assert_eq!(ids(1, miss), [3]);
+        assert_eq!(ids(2, hit), [9, 13]);
+        assert_eq!(ids(2, miss), [11]);
+        let without = without_prefix(FOLDED);
+        for uri in [
+            "/",
+            "/?x=a",
+            "/?x=ab&y=b",
+            "/?y=b&z=c",
+            "/?z=c",
+            "/?x=never",
+        ] {
+            let mut a = rs.transaction();
+            let mut b = without.transaction();
+            for t in [&mut a, &mut b] {
+                t.process_uri(uri, "GET", "HTTP/1.1");
+                t.process_request_headers();
+                t.process_request_body();
+            }
+            assert!(a.frozen_tx && !b.frozen_tx);
+            assert_eq!(a.intervention(), b.intervention(), "{uri}");
+            assert_eq!(a.matched_rules(), b.matched_rules(), "{uri}");
+            assert_eq!(a.matched_vars, b.matched_vars, "{uri}");
+            assert_eq!(a.tx_var("late"), b.tx_var("late"), "{uri}");
+        }
+        // Rule 13 denies unless rule 12 removed its target.
+        let mut tx = rs.transaction();
+        tx.process_uri("/?z=c", "GET", "HTTP/1.1");
+        tx.process_request_headers();
+        assert_eq!(tx.process_request_body(), None);
+        let mut tx = rs.transaction();
+        tx.process_uri("/", "GET", "HTTP/1.1");
+        tx.process_request_headers();
+        assert_eq!(tx.process_request_body().map(|i| i.rule_id), Some(13));
     }
 
     #[test]
