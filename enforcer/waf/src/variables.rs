@@ -241,10 +241,7 @@ impl KeyRegex {
         }
         key.len() >= self.prefix.len()
             && key[..self.prefix.len()].eq_ignore_ascii_case(&self.prefix)
-            && (self.infix.is_empty()
-                || key
-                    .windows(self.infix.len())
-                    .any(|w| w.eq_ignore_ascii_case(&self.infix)))
+            && contains_ignore_case(key, &self.infix)
             && (self.prefix_only || self.regex.is_match(key))
     }
 
@@ -276,6 +273,30 @@ fn literal_infix(pattern: &str) -> Vec<u8> {
         return Vec::new();
     }
     leading_literal(pattern)
+}
+
+/// Whether `hay` contains `needle` (lowercase) ASCII case-insensitively:
+/// only the places holding the needle's first byte, in either case, are
+/// compared (most TX keys hold none of them).
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let Some(last_start) = hay.len().checked_sub(needle.len()) else {
+        return false;
+    };
+    let mut from = 0;
+    while let Some(p) = hay
+        .get(from..=last_start)
+        .and_then(|h| memchr::memchr2(first, first.to_ascii_uppercase(), h))
+    {
+        let at = from + p;
+        if hay[at + 1..at + needle.len()].eq_ignore_ascii_case(rest) {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
 }
 
 /// The run of letters, digits, `_` and `-` at the start of `rest`,
@@ -488,6 +509,38 @@ mod tests {
         assert!(compile(&spec("BOGUS", None, false, false))
             .unwrap_err()
             .contains("BOGUS"));
+    }
+
+    #[test]
+    fn infixes_are_found_in_any_case_wherever_they_are() {
+        let reference = |hay: &[u8], needle: &[u8]| {
+            needle.is_empty() || hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+        };
+        let needles: [&[u8]; 4] = [b"", b"m", b"mum", b"multipart_"];
+        let hays: [&[u8]; 11] = [
+            b"",
+            b"m",
+            b"M",
+            b"mu",
+            b"mumum",
+            b"xMUMx",
+            b"mmultipart_",
+            b"MULTIPART",
+            b"anomaly_score_multipart_",
+            b"multipart_headers",
+            b"mulTipart_x",
+        ];
+        for needle in needles {
+            for hay in hays {
+                assert_eq!(
+                    contains_ignore_case(hay, needle),
+                    reference(hay, needle),
+                    "{:?} in {:?}",
+                    String::from_utf8_lossy(needle),
+                    String::from_utf8_lossy(hay)
+                );
+            }
+        }
     }
 
     #[test]
