@@ -19,7 +19,14 @@ values, parameter names) profit from it. Palisade is measured twice, with the
 cache and with `--no-verdict-cache`. This is a benchmark, not a test: it
 prints numbers, asserts nothing.
 
-Usage: integration/bench/waf_bench.py [--count N] [--no-build] [--markdown FILE]
+The machines are shared: another tenant's load can change every engine's
+times by 2x within a minute. So the three runs are repeated in `--rounds`
+rounds (default 3), in alternating order, and each request's time is the
+median of its rounds for that engine; the table and ratios use those, and
+the ratio of every round on its own is printed as well.
+
+Usage: integration/bench/waf_bench.py [--count N] [--rounds R] [--no-build]
+                                      [--markdown FILE]
 """
 import argparse
 import json
@@ -73,6 +80,7 @@ def run(cmd, stdin_bytes):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--markdown", help="append a results table to this file")
     args = ap.parse_args()
@@ -112,9 +120,30 @@ def main():
             if status != 0:
                 raise SystemExit("palisade lint failed on the CRS")
 
-        pal = run([palisade, "eval", "--ruleset", rs], stdin)[len(warmup):]
-        pal_nc = run([palisade, "eval", "--no-verdict-cache", "--ruleset", rs], stdin)[len(warmup):]
-        msc = run([python, os.path.join(ROOT, "integration", "modsec", "modsec_eval.py"), "--ruleset", rs], stdin)[len(warmup):]
+        engines = [
+            ("Palisade", [palisade, "eval", "--ruleset", rs]),
+            ("Palisade, no verdict cache", [palisade, "eval", "--no-verdict-cache", "--ruleset", rs]),
+            ("ModSecurity v3.0.15",
+             [python, os.path.join(ROOT, "integration", "modsec", "modsec_eval.py"), "--ruleset", rs]),
+        ]
+        # rounds[name] = one result list per round (every round starts a new
+        # process: compile, warm-up, measured pass).
+        rounds = {name: [] for name, _ in engines}
+        for r in range(max(1, args.rounds)):
+            order = engines if r % 2 == 0 else engines[::-1]
+            for name, cmd in order:
+                rounds[name].append(run(cmd, stdin)[len(warmup):])
+
+    def per_request_median(name):
+        runs = rounds[name]
+        rows = [dict(r) for r in runs[0]]
+        for i, row in enumerate(rows):
+            row["eval_us"] = statistics.median(run_rows[i]["eval_us"] for run_rows in runs)
+        return rows
+
+    pal = per_request_median("Palisade")
+    pal_nc = per_request_median("Palisade, no verdict cache")
+    msc = per_request_median("ModSecurity v3.0.15")
 
     def stats(rows, pred=lambda r: True):
         v = [r["eval_us"] for r, q in zip(rows, requests) if pred(q)]
@@ -132,11 +161,22 @@ def main():
             results[(label, name)] = (med, p99)
             lines.append("| %s | %s | %.1f | %.1f | %d |" % (label, name, med, p99, n))
     ratio_lines = []
+    for r in range(len(rounds["Palisade"])):
+        med = {name: statistics.median(x["eval_us"] for x in runs[r]) for name, runs in rounds.items()}
+        ratio_lines.append("- round %d, all: Palisade %.1f µs, no cache %.1f µs, ModSecurity %.1f µs: %.1fx (%.1fx without the cache)" % (
+            r + 1, med["Palisade"], med["Palisade, no verdict cache"], med["ModSecurity v3.0.15"],
+            med["ModSecurity v3.0.15"] / med["Palisade"],
+            med["ModSecurity v3.0.15"] / med["Palisade, no verdict cache"]))
     for engine in ["Palisade", "Palisade, no verdict cache"]:
         for label in ["all", "benign", "attack"]:
             pm, pp = results[(label, engine)]
             mm, mp = results[(label, "ModSecurity v3.0.15")]
             ratio_lines.append("- %s, %s: median %.1fx faster, p99 %.1fx faster" % (engine, label, mm / pm, mp / pp))
+    # Every round of an engine gives the same results (only times differ).
+    stable = all(
+        [(a["status"], sorted(a["rule_ids"]), a["anomaly_score"]) for a in runs[0]]
+        == [(a["status"], sorted(a["rule_ids"]), a["anomaly_score"]) for a in other]
+        for runs in rounds.values() for other in runs[1:])
     same_without = sum(1 for a, b in zip(pal, pal_nc)
                        if (a["status"], sorted(a["rule_ids"]), a["anomaly_score"])
                        == (b["status"], sorted(b["rule_ids"]), b["anomaly_score"]))
@@ -148,6 +188,8 @@ def main():
         "CRS compile (palisade lint, whole process): %.2f s, max RSS %.1f MB" % (lint_s, lint_rss_mb),
         "decisions agree with ModSecurity: %d/%d; identical rule id sets: %d/%d" % (agree, len(pal), same_ids, len(pal)),
         "Palisade with and without the verdict cache: identical results %d/%d" % (same_without, len(pal)),
+        "every round of each engine gave the same results: %s (%d rounds; times: per request, the median of its rounds)" % (
+            "yes" if stable else "NO", len(rounds["Palisade"])),
         "Palisade blocked %d/%d (attacks in corpus: %d; benign blocked: %d)" % (
             blocked, len(pal), sum(1 for q in requests if q["attack"]), fp),
     ]
