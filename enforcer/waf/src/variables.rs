@@ -514,7 +514,10 @@ mod tests {
     #[test]
     fn infixes_are_found_in_any_case_wherever_they_are() {
         let reference = |hay: &[u8], needle: &[u8]| {
-            needle.is_empty() || hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+            needle.is_empty()
+                || hay
+                    .windows(needle.len())
+                    .any(|w| w.eq_ignore_ascii_case(needle))
         };
         let needles: [&[u8]; 4] = [b"", b"m", b"mum", b"multipart_"];
         let hays: [&[u8]; 11] = [

@@ -44,6 +44,24 @@ pub(crate) struct Compiled {
     pub union_count: usize,
     /// Rule links with a pure operator: bits per value in the verdict cache.
     pub verdict_links: usize,
+    /// Per phase, per item: where the loop goes on after the item's rule
+    /// matched with `skipAfter` (the item after the first marker of that
+    /// name after it, or the end of the phase); unused for other items.
+    pub skip_after: [Vec<u32>; 5],
+}
+
+/// The item after the first marker `m` after item `here`, or `end` when
+/// there is none (a `skipAfter` target).
+pub(crate) fn after_marker(
+    markers: &FxHashMap<Arc<str>, Vec<usize>>,
+    m: &str,
+    here: usize,
+    end: usize,
+) -> usize {
+    markers
+        .get(m)
+        .and_then(|ps| ps.iter().find(|&&p| p > here))
+        .map_or(end, |p| p + 1)
 }
 
 /// `Rule::union_ids` entry of every target of a rule that is not
@@ -963,8 +981,23 @@ pub(crate) fn compile(
             words: prefiltered_rules.div_ceil(64),
         })
     };
+    let skip_after = std::array::from_fn(|p| {
+        let items: &[Item] = &phases[p];
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Item::Rule(r) => match &r.actions.skip_after {
+                    Some(m) => after_marker(&markers[p], m, i, items.len()) as u32,
+                    None => items.len() as u32,
+                },
+                Item::Marker(_) => items.len() as u32,
+            })
+            .collect()
+    });
     Ok(Compiled {
         config: p.config,
+        skip_after,
         phases,
         markers,
         rule_count,

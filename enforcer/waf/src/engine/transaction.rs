@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 
-use super::compile::{union_source, NO_UNION};
+use super::compile::{after_marker, union_source, NO_UNION};
 use super::config::BodyLimitAction;
 use super::rule::{ChainTable, CompiledOperator, Item, LiteralPrefilter, Rule};
 use super::verdicts::{VerdictCache, Verdicts};
@@ -1002,18 +1002,6 @@ fn uri_decode(input: &[u8]) -> Vec<u8> {
 
 /// Where a phase's rule loop goes on after `skipAfter:m` from item `here`:
 /// the item after the first marker `m` past `here`, else the phase's end.
-fn after_marker(
-    markers: &FxHashMap<Arc<str>, Vec<usize>>,
-    m: &str,
-    here: usize,
-    end: usize,
-) -> usize {
-    markers
-        .get(m)
-        .and_then(|ps| ps.iter().find(|&&p| p > here))
-        .map_or(end, |p| p + 1)
-}
-
 impl Transaction {
     pub(crate) fn new(rs: Arc<RulesetInner>) -> Transaction {
         let mode = rs.compiled.config.engine;
@@ -1594,7 +1582,7 @@ impl Transaction {
         self.memo.unions.resize(rs.compiled.union_count, NONE);
         self.memo.raw_unions.clear();
         let items = &rs.compiled.phases[phase as usize - 1];
-        let markers = &rs.compiled.markers[phase as usize - 1];
+        let jumps = &rs.compiled.skip_after[phase as usize - 1];
         // Phase 1's static runs (see `prefix`), for a transaction that has
         // not started it.
         let prefix = match &rs.prefix {
@@ -1660,7 +1648,8 @@ impl Transaction {
             match self.after_full_match(rule) {
                 Flow::Continue => {}
                 Flow::Skip(n) => skip = n,
-                Flow::SkipAfter(m) => i = after_marker(markers, m, i - 1, items.len()),
+                // Resolved when the ruleset was built.
+                Flow::SkipAfter(_) => i = jumps.get(i - 1).map_or(items.len(), |&j| j as usize),
                 Flow::StopPhase => break,
                 Flow::StopAll => break,
             }
