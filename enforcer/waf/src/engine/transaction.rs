@@ -879,6 +879,20 @@ impl<'a> MacroSource<'a> {
     }
 }
 
+/// Writes `n` in lowercase hexadecimal, at least `width` digits, at the
+/// start of `out` (room for 32 digits); returns the number of digits.
+fn hex_digits(n: u128, width: usize, out: &mut [u8]) -> usize {
+    let digits = (128 - n.leading_zeros() as usize)
+        .div_ceil(4)
+        .max(width)
+        .min(32);
+    for (i, slot) in out.iter_mut().take(digits).enumerate() {
+        let shift = 4 * (digits - 1 - i);
+        *slot = b"0123456789abcdef"[((n >> shift) & 0xf) as usize];
+    }
+    digits.min(out.len())
+}
+
 /// `key` lowercased in `buf` when it fits (no allocation), else owned.
 fn lowercase_key<'b>(key: &[u8], buf: &'b mut [u8; 64]) -> Cow<'b, [u8]> {
     match buf.get_mut(..key.len()) {
@@ -1042,7 +1056,11 @@ impl Transaction {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros())
             .unwrap_or_default();
-        t.set_scalar(Variable::UniqueId, format!("{now:x}{n:08x}").as_bytes());
+        // `{now:x}{n:08x}`, without the formatting machinery.
+        let mut id = [0u8; 48];
+        let len = hex_digits(now, 1, &mut id);
+        let len = len + hex_digits(u128::from(n), 8, &mut id[len..]);
+        t.set_scalar(Variable::UniqueId, &id[..len]);
         t
     }
 
@@ -1101,10 +1119,14 @@ impl Transaction {
             None => raw,
         };
         self.set_scalar(Variable::RequestMethod, method.as_bytes());
-        self.set_scalar(
-            Variable::RequestLine,
-            format!("{method} {uri} {protocol}").as_bytes(),
-        );
+        let mut line = Vec::with_capacity(method.len() + uri.len() + protocol.len() + 2);
+        for (i, part) in [method, uri, protocol].into_iter().enumerate() {
+            if i > 0 {
+                line.push(b' ');
+            }
+            line.extend_from_slice(part.as_bytes());
+        }
+        self.set_scalar(Variable::RequestLine, &line);
         self.set_scalar(Variable::RequestProtocol, protocol.as_bytes());
         let (path_raw, query) = match memchr::memchr(b'?', no_fragment) {
             Some(q) => (&no_fragment[..q], Some(&no_fragment[q + 1..])),
@@ -2984,6 +3006,22 @@ mod tx_tests {
 
     use super::*;
     use crate::Ruleset;
+
+    #[test]
+    fn hex_digits_as_format_writes_them() {
+        for (n, width) in [
+            (0u128, 1),
+            (0, 8),
+            (0xabc, 1),
+            (0xabc, 8),
+            (u128::MAX, 1),
+            (1 << 64, 8),
+        ] {
+            let mut out = [0u8; 48];
+            let len = hex_digits(n, width, &mut out);
+            assert_eq!(&out[..len], format!("{n:0width$x}").as_bytes());
+        }
+    }
 
     #[test]
     fn int_values() {
