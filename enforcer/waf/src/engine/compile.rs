@@ -44,6 +44,15 @@ pub(crate) struct Compiled {
     pub union_count: usize,
     /// Rule links with a pure operator: bits per value in the verdict cache.
     pub verdict_links: usize,
+    /// Per phase: the variables (with XML list) the skip checks of the
+    /// phase's rules make unions over, each with those unions' ids (a
+    /// transaction sets the unions over a variable without values to the
+    /// empty bit set when the phase starts).
+    pub phase_union_sources: [Vec<(UnionSource, Vec<u32>)>; 5],
+    /// Per union id: what it is a union of.
+    pub union_meta: Vec<UnionMeta>,
+    /// The distinct variables (with XML list) unions are made over.
+    pub union_sources: Vec<UnionSource>,
     /// Per phase, per item: where the loop goes on after the item's rule
     /// matched with `skipAfter` (the item after the first marker of that
     /// name after it, or the end of the phase); unused for other items.
@@ -62,6 +71,21 @@ pub(crate) fn after_marker(
         .get(m)
         .and_then(|ps| ps.iter().find(|&&p| p > here))
         .map_or(end, |p| p + 1)
+}
+
+/// A variable (with the XML list of `XML`) skip-check unions are made over.
+pub(crate) type UnionSource = (Variable, variables::XmlList);
+
+/// What a skip-check union is made of (see `Rule::union_ids`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UnionMeta {
+    /// The transformation chain of its values.
+    pub chain: u32,
+    /// Its variable, as an index in `Compiled::union_sources`.
+    pub source: u16,
+    /// The values of one named member (`REQUEST_HEADERS:User-Agent`), not
+    /// of the whole variable.
+    pub member: bool,
 }
 
 /// `Rule::union_ids` entry of every target of a rule that is not
@@ -561,6 +585,11 @@ struct Builder<'a> {
     literals: Vec<(Vec<u8>, u32)>,
     /// (chain, union source, the member a target names) -> dense union id.
     unions: FxHashMap<(u32, u32, Option<Vec<u8>>), u32>,
+    /// Per union id: the index of its variable in `union_sources`, its
+    /// chain and whether it is a named member's.
+    union_meta: Vec<UnionMeta>,
+    /// The distinct variables (with XML list) unions are made over.
+    union_sources: Vec<UnionSource>,
     errors: Vec<CompileError>,
 }
 
@@ -738,10 +767,26 @@ impl Builder<'_> {
                     _ => None,
                 };
                 let next = self.unions.len() as u32;
-                *self
+                let id = *self
                     .unions
                     .entry((chain_id, union_source(t), member))
-                    .or_insert(next)
+                    .or_insert(next);
+                if id == next {
+                    let source = (t.variable, t.xml_list);
+                    let at = match self.union_sources.iter().position(|s| *s == source) {
+                        Some(at) => at,
+                        None => {
+                            self.union_sources.push(source);
+                            self.union_sources.len() - 1
+                        }
+                    };
+                    self.union_meta.push(UnionMeta {
+                        chain: chain_id,
+                        source: at as u16,
+                        member: matches!(t.selector, variables::KeySelector::Key(_)),
+                    });
+                }
+                id
             })
             .collect();
         let (disruptive, status) = match (&actions.disruptive, starter) {
@@ -921,6 +966,8 @@ pub(crate) fn compile(
         next_bit: 0,
         next_verdict: 0,
         unions: FxHashMap::default(),
+        union_meta: Vec::new(),
+        union_sources: Vec::new(),
         literals: Vec::new(),
         errors: Vec::new(),
     };
@@ -995,6 +1042,24 @@ pub(crate) fn compile(
             })
             .collect()
     });
+    let phase_union_sources = std::array::from_fn(|p| {
+        let mut by_source: Vec<(UnionSource, Vec<u32>)> = Vec::new();
+        for item in &phases[p] {
+            let Item::Rule(r) = item else { continue };
+            for &u in r.union_ids.iter().filter(|&&u| u != NO_UNION) {
+                let Some(meta) = b.union_meta.get(u as usize) else {
+                    continue;
+                };
+                let source = b.union_sources[usize::from(meta.source)];
+                match by_source.iter_mut().find(|(s, _)| *s == source) {
+                    Some((_, ids)) if ids.contains(&u) => {}
+                    Some((_, ids)) => ids.push(u),
+                    None => by_source.push((source, vec![u])),
+                }
+            }
+        }
+        by_source
+    });
     Ok(Compiled {
         config: p.config,
         skip_after,
@@ -1006,6 +1071,9 @@ pub(crate) fn compile(
         literals,
         prefiltered_rules,
         union_count: b.unions.len(),
+        phase_union_sources,
+        union_meta: b.union_meta,
+        union_sources: b.union_sources,
         verdict_links: b.next_verdict as usize,
     })
 }
