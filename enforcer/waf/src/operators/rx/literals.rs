@@ -26,7 +26,12 @@ use crate::operators::RequiredLiterals;
 const MAX_LITERALS: usize = 1024;
 
 /// A class with at most this many bytes becomes a set of one-byte literals.
-const MAX_CLASS_BYTES: usize = 4;
+/// Eight takes in the command separators of the CRS's RCE rules
+/// (`[\n\r;`\{]` with `|` and `&`, 932125 and its kin), which then skip the
+/// values holding none of them; 4 (before the sixth session) did not, and
+/// 16 or more only adds a weaker set to one more rule (measured: 301.2 k
+/// instructions per request with 4, 294.3 k with 8, 295.2 k with 16).
+const MAX_CLASS_BYTES: usize = 8;
 
 /// Set lengths beyond this count the same when comparing selectivity, so a
 /// smaller set of long-enough literals wins.
@@ -235,5 +240,19 @@ mod tests {
         assert_eq!(lits(r"a{3}"), Some((s(&["aaa"]), false)));
         assert_eq!(lits(r"(?:ab){20}"), Some((s(&["abababab"]), false)));
         assert_eq!(lits(r"x{1,5}"), Some((s(&["x"]), false)));
+        // Classes of up to MAX_CLASS_BYTES bytes, alone or in alternations.
+        assert_eq!(
+            lits(r"(?:[\n\r;`\{]|\|\|?|&&?)\s*id"),
+            Some((s(&["id"]), false))
+        );
+        assert_eq!(
+            lits(r"(?:[\n\r;`\{]|\|\|?|&&?)\s*\w"),
+            Some((s(&["\n", "\r", "&", ";", "`", "{", "|"]), false))
+        );
+        assert_eq!(
+            lits(r"[a-h]x?"),
+            Some((s(&["a", "b", "c", "d", "e", "f", "g", "h"]), false))
+        );
+        assert_eq!(lits(r"[a-i]x?"), None);
     }
 }
