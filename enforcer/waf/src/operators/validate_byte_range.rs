@@ -1,6 +1,6 @@
 //! `@validateByteRange`: flags bytes outside an allowed set.
 
-use super::{Operator, OperatorContext, OperatorError};
+use super::{Operator, OperatorContext, OperatorError, RequiredLiterals};
 
 /// `@validateByteRange LIST`: matches when the input contains at least one
 /// byte that is not in `LIST`, a comma-separated list of byte values and
@@ -20,6 +20,10 @@ pub struct ValidateByteRange {
 }
 
 const NAME: &str = "validateByteRange";
+
+/// Most bytes outside the list given to the prefilter as literals (more
+/// one-byte literals rule out little and cost the shared scan).
+const MAX_OUTSIDE: usize = 8;
 
 fn parse_byte(text: &str) -> Result<u8, OperatorError> {
     let text = text.trim();
@@ -62,6 +66,21 @@ impl ValidateByteRange {
 impl Operator for ValidateByteRange {
     fn is_pure(&self) -> bool {
         true
+    }
+
+    /// A matching input holds a byte outside the list: with only a few
+    /// such bytes (`1-255` leaves NUL, CRS 920270), those bytes as
+    /// one-byte literals, so the engine's prefilter passes over values
+    /// without any of them.
+    fn required_literals(&self) -> Option<RequiredLiterals> {
+        let outside: Vec<Vec<u8>> = (0..=255u8)
+            .filter(|&b| !self.allowed[usize::from(b)])
+            .map(|b| vec![b])
+            .collect();
+        (!outside.is_empty() && outside.len() <= MAX_OUTSIDE).then_some(RequiredLiterals {
+            literals: outside,
+            case_insensitive: false,
+        })
     }
 
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
@@ -113,6 +132,23 @@ mod tests {
         for argument in ["256", "1-256", "10-5", "a", "-5", "1-", "1-2-3"] {
             assert!(ValidateByteRange::new(argument).is_err(), "{argument:?}");
         }
+    }
+
+    #[test]
+    fn bytes_outside_a_short_complement_are_required_literals() {
+        let lits = |arg: &str| {
+            ValidateByteRange::new(arg)
+                .unwrap()
+                .required_literals()
+                .map(|r| (r.literals, r.case_insensitive))
+        };
+        assert_eq!(lits("1-255"), Some((vec![vec![0u8]], false)));
+        assert_eq!(
+            lits("0-9,11-12,14-255"),
+            Some((vec![vec![10u8], vec![13u8]], false))
+        );
+        assert_eq!(lits("0-255"), None, "nothing outside: never matches");
+        assert_eq!(lits("32-126"), None, "too many bytes outside");
     }
 
     #[test]
