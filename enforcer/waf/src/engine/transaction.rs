@@ -1043,8 +1043,6 @@ fn uri_decode(input: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Where a phase's rule loop goes on after `skipAfter:m` from item `here`:
-/// the item after the first marker `m` past `here`, else the phase's end.
 impl Transaction {
     pub(crate) fn new(rs: Arc<RulesetInner>) -> Transaction {
         let mode = rs.compiled.config.engine;
@@ -1946,8 +1944,7 @@ impl Transaction {
         };
         if self
             .memo
-            .verdicts(&self.rs.verdicts, v.slot, v.value)
-            .is_some_and(|e| e.known_miss(bit))
+            .verdict_miss(&self.rs.verdicts, v.slot, v.value, bit)
         {
             return false;
         }
@@ -2608,17 +2605,14 @@ impl Transaction {
                     continue;
                 }
             }
+            // Unions over variables without values were set to the empty bit
+            // set when the phase started (`zero_empty_unions`).
             let union = match stored.entry_lists(t.variable, t.xml_list) {
                 // A scalar (REQUEST_FILENAME): its bit set is its union.
                 None => match stored.scalars.get(&t.variable) {
                     Some((raw, slot)) => memo.bits(rs, *slot, chain, raw),
                     None => memo.zero_bits(words) as usize,
                 },
-                // No value (ARGS_POST of a GET, FILES, XML, ...): no literal
-                // occurs; one shared empty bit set.
-                Some((lists, _)) if lists.iter().all(|l| l.is_empty()) => {
-                    memo.zero_bits(words) as usize
-                }
                 Some((lists, names)) => {
                     let values = lists.into_iter().flatten().map(|e| {
                         if names {
@@ -3077,6 +3071,38 @@ mod tx_tests {
 
     use super::*;
     use crate::Ruleset;
+
+    #[test]
+    fn skip_checks_work_past_the_stack_accumulated_union_width() {
+        // More prefiltered rules than UNION_WORDS words of bits: the skip
+        // checks' unions take the wide path.
+        let n = UNION_WORDS * 64 + 40;
+        let mut rules = String::from("SecRuleEngine On\n");
+        for i in 0..n {
+            rules.push_str(&format!(
+                "SecRule ARGS|REQUEST_HEADERS:User-Agent \"@contains tok{i:04}x\" \"id:{},phase:1,deny,status:403\"\n",
+                i + 1
+            ));
+        }
+        let rs = Ruleset::from_text(&rules).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(rs.stats().prefiltered_rules, n);
+        for (uri, agent, want) in [
+            ("/?a=tok0003x", "curl", Some(4)),
+            (&*format!("/?a=tok{:04}x", n - 1), "curl", Some(n as i64)),
+            (
+                "/?a=nothing",
+                &*format!("agent tok{:04}x", n - 2),
+                Some(n as i64 - 1),
+            ),
+            ("/?a=tok9999", "curl", None),
+        ] {
+            let mut tx = rs.transaction();
+            tx.process_uri(uri, "GET", "HTTP/1.1");
+            tx.add_request_header(b"User-Agent", agent.as_bytes());
+            let got = tx.process_request_headers().map(|i| i.rule_id);
+            assert_eq!(got, want, "{uri} {agent}");
+        }
+    }
 
     #[test]
     fn hex_digits_as_format_writes_them() {
