@@ -93,6 +93,15 @@ fn keyword_table_facts_the_sqli_argument_uses() {
     for k in SQL_KEYWORDS {
         assert_ne!(lookup_word(k.word), TokenType::Evil, "{}", k.word);
     }
+    // Class 4 (hyphenated parts) relies on no word merging with a `-`
+    // operator: no keyword begins with `- ` or ends with ` -`.
+    for k in SQL_KEYWORDS {
+        assert!(
+            !k.word.starts_with("- ") && !k.word.ends_with(" -"),
+            "{}",
+            k.word
+        );
+    }
 }
 
 /// Number forms the SQL tokenizer parses specially, as prefixes.
@@ -208,7 +217,7 @@ fn sqli_near_misses_are_not_on_the_fast_path() {
         "1.union",
         ".1",
         "1.5",
-        "a-b",
+        "a-or",
         "a@b",
         "a`b",
         "1a.b",
@@ -306,6 +315,81 @@ fn sqli_phrases_exhaustive_over_keywords() {
     }
     assert!(checked > 50_000 && fast > 10_000, "{checked} {fast}");
 }
+/// What class 4 of `provably_not_sqli` accepts, written out independently:
+/// two to six `-`-separated parts, each digits only or a word that
+/// libinjection's lookup leaves a bareword.
+fn reference_hyphenated(input: &str) -> bool {
+    let parts: Vec<&str> = input.split('-').collect();
+    (2..=6).contains(&parts.len())
+        && parts.iter().all(|p| {
+            let word = p
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+            (word && p.bytes().all(is_token_byte) && lookup_word(p) == TokenType::Bareword)
+                || (!p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
+#[test]
+fn sqli_hyphenated_exhaustive_over_keywords() {
+    const OTHERS: &[&str] = &["SKU", "a", "x1", "_", "1", "75885", "0", "S3cr3t"];
+    let mut checked = 0usize;
+    let mut fast = 0usize;
+    for k in SQL_KEYWORDS {
+        if !k.word.bytes().all(is_token_byte) {
+            continue;
+        }
+        for word in case_forms(k.word) {
+            let mut inputs = vec![format!("{word}-"), format!("-{word}"), format!("{word}--1")];
+            for other in OTHERS {
+                inputs.push(format!("{other}-{word}"));
+                inputs.push(format!("{word}-{other}"));
+                inputs.push(format!("{other}-{word}-{other}"));
+                inputs.push(format!("{other}-1-{word}"));
+            }
+            for input in inputs {
+                assert_eq!(
+                    provably_not_sqli(input.as_bytes()),
+                    reference_hyphenated(&input),
+                    "{input:?}"
+                );
+                fast += usize::from(check_sqli(input.as_bytes()));
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100_000 && fast > 1_000, "{checked} {fast}");
+    for clean in [
+        "SKU-75885",
+        "S3cr3t-9688",
+        "en-US",
+        "checkout-service",
+        "a-1-b-2-c-3",
+        "1-2",
+    ] {
+        assert!(
+            check_sqli(clean.as_bytes()),
+            "{clean:?} not on the fast path"
+        );
+    }
+    for other in [
+        "1-union",
+        "a-b-c-d-e-f-g",
+        "a--1",
+        "-1",
+        "1-",
+        "9a-1",
+        "a-0x1",
+        "or-1",
+    ] {
+        assert!(
+            !provably_not_sqli(other.as_bytes()),
+            "{other:?} on the fast path"
+        );
+    }
+}
+
 /// Keyword words (fingerprints left out) made of `[A-Za-z0-9_]`, lower case.
 fn keyword_words() -> Vec<String> {
     SQL_KEYWORDS
@@ -467,6 +551,35 @@ proptest! {
         }
         check_sqli(input.as_bytes());
         check_sqli(input.to_ascii_lowercase().as_bytes());
+    }
+
+    #[test]
+    fn sqli_random_hyphenated_are_exact(
+        input in "([A-Za-z_][A-Za-z0-9_]{0,8}|[0-9]{1,6})(-([A-Za-z_][A-Za-z0-9_]{0,8}|[0-9]{1,6}|[0-9][A-Za-z0-9]{0,3})){1,6}"
+    ) {
+        prop_assert_eq!(provably_not_sqli(input.as_bytes()), reference_hyphenated(&input));
+        check_sqli(input.as_bytes());
+    }
+
+    #[test]
+    fn sqli_hyphenated_keyword_soups_never_differ(
+        words in proptest::collection::vec(
+            prop_oneof![
+                proptest::sample::select(SQL_WORDS).prop_map(str::to_string),
+                "[a-z_][a-z0-9_]{0,6}",
+                "[0-9]{1,4}",
+                keyword_word(),
+            ],
+            1..8,
+        )
+    ) {
+        let input = words.join("-");
+        prop_assert_eq!(
+            provably_not_sqli(input.as_bytes()),
+            words.len() == 1 && provably_not_sqli(words[0].as_bytes()) || reference_hyphenated(&input)
+        );
+        check_sqli(input.as_bytes());
+        check_sqli(input.to_ascii_uppercase().as_bytes());
     }
 
     #[test]

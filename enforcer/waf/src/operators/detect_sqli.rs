@@ -113,7 +113,11 @@ pub fn detect_sqli(input: &[u8]) -> Option<SqliFingerprint> {
 /// 3. *phrases*: up to six words of `[A-Za-z_][A-Za-z0-9_]*` separated by
 ///    spaces (` `), where no word is a keyword and no two neighbours joined
 ///    by one space are a keyword, if that text is shorter than 32 bytes
-///    (`mike hotel golf`).
+///    (`mike hotel golf`);
+/// 4. *hyphenated*: two to six parts separated by single hyphens (`-`),
+///    each part either digits only or a word of `[A-Za-z_][A-Za-z0-9_]*`
+///    that is not a keyword (`SKU-75885`, `S3cr3t-9688`, `en-US`,
+///    `checkout-service`).
 ///
 /// "Keyword" means: libinjection's keyword lookup gives a type other than
 /// bareword.
@@ -124,7 +128,8 @@ pub fn detect_sqli(input: &[u8]) -> Option<SqliFingerprint> {
 /// - **Passes.** `detect` always runs the quote-less ANSI pass. It re-parses
 ///   as MySQL only if that pass saw a `--x` or `#` comment, and runs the
 ///   single- and double-quote passes only if the input holds `'` or `"`.
-///   No class holds `-`, `#`, `'` or `"`, so only the first pass runs.
+///   No class holds `#`, `'`, `"` or two hyphens in a row (a `--` comment),
+///   so only the first pass runs.
 /// - **Tokens.** In the tokenizer's char map `_` and letters start a word
 ///   (`b e n q u x`, either case, start `b'..'`, `e'..'`, `n'..'`, `q'..'`,
 ///   `u&'..'`, `x'..'` strings only when followed by `'` or `&`, and fall
@@ -162,6 +167,18 @@ pub fn detect_sqli(input: &[u8]) -> Option<SqliFingerprint> {
 ///   were read (`1union`), the only way it arises here. None of its
 ///   three-letter entries starts with two letters of `{1,n}`.
 ///
+/// - **Hyphens (class 4).** A lone `-` is an operator token (`o`) and ends
+///   a word, and neither a word nor a digits-only number runs past it, so
+///   a class-4 input is the tokens `T o T o ... T`, each `T` a bareword
+///   (`n`) or a number (`1`). The first `T` is not skipped as a leading
+///   token. The only two-token rule that could apply to a `T o` pair is
+///   word merging, and no keyword begins with `- ` or ends with ` -`. The
+///   three-token rule `(bareword|number) operator (number|bareword)`
+///   (after `number operator number`, which gives the same result) then
+///   folds each `T o T` into its first token, from the left, so the
+///   folded input is one token and the fingerprint is `n` or `1`: not
+///   blacklisted (see above).
+///
 /// The six-word limit only bounds the cost of the lookups. Membership does
 /// not depend on letter case, so the uppercased re-run of [`detect_sqli`]'s
 /// `INTO` workaround would be clean as well. The facts
@@ -169,21 +186,41 @@ pub fn detect_sqli(input: &[u8]) -> Option<SqliFingerprint> {
 /// exhaustively over the keyword table and by differential property tests
 /// against libinjectionrs, in `tests/libinjection_fast_path.rs`.
 pub fn provably_not_sqli(input: &[u8]) -> bool {
-    let (mut dots, mut spaces) = (false, false);
+    let (mut dots, mut spaces, mut hyphens) = (false, false, false);
     for &b in input {
         match BYTE_CLASS[usize::from(b)] {
             TOKEN => {}
             DOT => dots = true,
             SPACE => spaces = true,
+            HYPHEN => hyphens = true,
             _ => return false,
         }
     }
-    match (dots, spaces) {
-        (false, false) => true,
-        (true, false) => is_dotted_name(input),
-        (false, true) => is_bareword_phrase(input),
-        (true, true) => false,
+    match (dots, spaces, hyphens) {
+        (false, false, false) => true,
+        (true, false, false) => is_dotted_name(input),
+        (false, true, false) => is_bareword_phrase(input),
+        (false, false, true) => is_hyphenated(input),
+        _ => false,
     }
+}
+
+/// Class 4 of [`provably_not_sqli`], for input made of `[A-Za-z0-9_-]`.
+fn is_hyphenated(input: &[u8]) -> bool {
+    let mut parts = 0;
+    for part in input.split(|&b| b == b'-') {
+        parts += 1;
+        if parts > MAX_PHRASE_WORDS {
+            return false;
+        }
+        let word = starts_word(part);
+        if !(word || (!part.is_empty() && part.iter().all(u8::is_ascii_digit)))
+            || (word && is_keyword(&[part]))
+        {
+            return false;
+        }
+    }
+    true
 }
 
 /// Class 2 of [`provably_not_sqli`], for input made of `[A-Za-z0-9_.]`.
@@ -224,9 +261,9 @@ fn starts_word(text: &[u8]) -> bool {
     matches!(text.first(), Some(&b) if b.is_ascii_alphabetic() || b == b'_')
 }
 
-/// The most words class 3 of [`provably_not_sqli`] accepts: a bound on the
-/// cost of its lookups (two per word), which longer phrases would make
-/// exceed libinjection's own cost.
+/// The most words class 3 of [`provably_not_sqli`] accepts, and parts class
+/// 4 does: a bound on the cost of their lookups, which longer inputs would
+/// make exceed libinjection's own cost.
 const MAX_PHRASE_WORDS: usize = 6;
 
 /// [`BYTE_CLASS`] value of `[A-Za-z0-9_]`.
@@ -235,8 +272,11 @@ const TOKEN: u8 = 1;
 const DOT: u8 = 2;
 /// [`BYTE_CLASS`] value of ` `.
 const SPACE: u8 = 3;
+/// [`BYTE_CLASS`] value of `-`.
+const HYPHEN: u8 = 4;
 
-/// [`TOKEN`], [`DOT`], [`SPACE`] or 0 (anything else) for every byte.
+/// [`TOKEN`], [`DOT`], [`SPACE`], [`HYPHEN`] or 0 (anything else) for every
+/// byte.
 static BYTE_CLASS: [u8; 256] = {
     let mut class = [0u8; 256];
     let mut b = 0;
@@ -248,6 +288,8 @@ static BYTE_CLASS: [u8; 256] = {
             class[b] = DOT;
         } else if c == b' ' {
             class[b] = SPACE;
+        } else if c == b'-' {
+            class[b] = HYPHEN;
         }
         b += 1;
     }
