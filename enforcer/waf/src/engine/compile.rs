@@ -88,6 +88,10 @@ pub(crate) struct UnionMeta {
     pub member: bool,
 }
 
+/// The most transformations a multiMatch rule may have for a skip check: it
+/// needs a union per prefix of its chain.
+const MULTI_MATCH_UNION_STEPS: usize = 2;
+
 /// `Rule::union_ids` entry of every target of a rule that is not
 /// `union_skippable`.
 pub(crate) const NO_UNION: u32 = u32::MAX;
@@ -726,7 +730,9 @@ impl Builder<'_> {
                 && (t.variable != Variable::Xml
                     || matches!(t.xpath.as_deref(), Some("/*") | Some("//@*")))
         });
-        let union_skippable = prefilter_bit.is_some() && !actions.multi_match && stored_targets;
+        let union_skippable = prefilter_bit.is_some()
+            && stored_targets
+            && (!actions.multi_match || transformations.len() <= MULTI_MATCH_UNION_STEPS);
         // One `TX:key` target, no transformation, exclusion or multiMatch:
         // the transaction evaluates it with one look-up (the paranoia-level
         // gates and anomaly-score rules of the CRS).
@@ -755,12 +761,24 @@ impl Builder<'_> {
         };
         // Skip checks test a per-phase union of bit sets per (chain, target
         // variable); a target naming one member (`REQUEST_HEADERS:User-Agent`)
-        // has a union of that member's values only.
-        let union_ids: Box<[u32]> = targets
-            .iter()
-            .map(|t| {
+        // has a union of that member's values only. A multiMatch rule runs
+        // its operator on the value after every prefix of its chain (the
+        // value before any transformation included): it has a union per
+        // target for each of those chains, stage by stage.
+        let mut stages = vec![chain_id];
+        if actions.multi_match {
+            let mut c = chain_id;
+            while c != 0 {
+                c = self.chains.parent[c as usize];
+                stages.push(c);
+            }
+        }
+        let mut union_ids: Vec<u32> = Vec::with_capacity(stages.len() * targets.len());
+        for &chain in &stages {
+            for t in &targets {
                 if !union_skippable {
-                    return NO_UNION;
+                    union_ids.push(NO_UNION);
+                    continue;
                 }
                 let member = match &t.selector {
                     variables::KeySelector::Key(k) => Some(k.to_vec()),
@@ -769,7 +787,7 @@ impl Builder<'_> {
                 let next = self.unions.len() as u32;
                 let id = *self
                     .unions
-                    .entry((chain_id, union_source(t), member))
+                    .entry((chain, union_source(t), member))
                     .or_insert(next);
                 if id == next {
                     let source = (t.variable, t.xml_list);
@@ -781,14 +799,15 @@ impl Builder<'_> {
                         }
                     };
                     self.union_meta.push(UnionMeta {
-                        chain: chain_id,
+                        chain,
                         source: at as u16,
                         member: matches!(t.selector, variables::KeySelector::Key(_)),
                     });
                 }
-                id
-            })
-            .collect();
+                union_ids.push(id);
+            }
+        }
+        let union_ids: Box<[u32]> = union_ids.into();
         let (disruptive, status) = match (&actions.disruptive, starter) {
             (_, Some(_)) => (Disruptive::Pass, None),
             (Some(Disruptive::Block), None) => match defaults.and_then(|d| d.disruptive.clone()) {

@@ -120,9 +120,10 @@ pub(crate) struct Rule {
     /// required literals.
     pub prefilter_bit: Option<u32>,
     /// Every target has a stable per-transaction slot (no TX, MATCHED_VARS,
-    /// counts ...) and no multiMatch: the rule can be skipped outright when its
-    /// prefilter bit is absent from the union, over every value of each
-    /// target variable, of the bit sets of those values after its chain.
+    /// counts ...): the rule can be skipped outright when its prefilter bit
+    /// is absent from the union, over every value of each target variable,
+    /// of the bit sets of those values after its chain (after each prefix
+    /// of its chain, for multiMatch).
     pub union_skippable: bool,
     /// This link's bit in the verdict cache, when its operator is pure (see
     /// `verdicts`).
@@ -133,7 +134,9 @@ pub(crate) struct Rule {
     pub stored_targets: bool,
     /// Per target (same order): the dense id of the (chain, variable, named
     /// member) union its skip check uses, or `NO_UNION` for a rule that is
-    /// not `union_skippable`.
+    /// not `union_skippable`. A multiMatch rule has such a list for its
+    /// chain and then one for each shorter prefix of it, down to no
+    /// transformation (entry `k` is for target `k % targets.len()`).
     pub union_ids: Box<[u32]>,
     /// For a rule whose only target is `TX:key` (no transformation,
     /// exclusion, count or multiMatch): the lowercased key and the

@@ -24,6 +24,7 @@ use super::verdicts::{VerdictCache, Verdicts};
 use super::{DisruptiveAction, EngineMode, Intervention, MatchedRule, RulesetInner};
 use prefix::Fold;
 
+mod layered;
 pub(crate) mod prefix;
 use crate::actions::{atoi, AllowScope, BodyProcessor, Ctl, Disruptive, SetVar, SetVarOp};
 use crate::body::{self, BodyLimits};
@@ -837,7 +838,7 @@ static UNIQUE: AtomicU64 = AtomicU64::new(1);
 /// per-thread table, a value that is one variable (`%{tx.a}`,
 /// `%{MATCHED_VAR}`) shares that variable's value, and a capture of the
 /// whole input shares the input.
-type Collection = FxHashMap<Bytes, Bytes>;
+type Collection = layered::Layered;
 
 /// Room the TX collection starts with: the CRS at paranoia level 1 sets
 /// about 55 variables per request, so it never grows (rehashing) then.
@@ -963,7 +964,15 @@ pub struct Transaction {
     request_body_limit: Option<u64>,
     response_body: Vec<u8>,
     intervention: Option<Intervention>,
+    /// The rules that matched, without those of the static runs applied.
     matched: Vec<MatchedRule>,
+    /// The static runs applied (see [`prefix`]) that matched rules, with
+    /// where their matches go in `matched`: shared with the ruleset, not
+    /// copied, unless [`Transaction::matched_rules`] is asked for them.
+    prefix_matched: Vec<(usize, usize)>,
+    /// Every matched rule in order, made when asked for while some static
+    /// run's matches are not in `matched` (emptied by the next match).
+    matched_view: std::cell::OnceCell<Vec<MatchedRule>>,
     allow: AllowState,
     /// Transformation results and literal bit sets.
     memo: Memo,
@@ -1052,7 +1061,7 @@ impl Transaction {
             start: Instant::now(),
             v: Arc::default(),
             xml: None,
-            tx: Collection::with_capacity_and_hasher(TX_CAPACITY, Default::default()),
+            tx: Collection::with_capacity(TX_CAPACITY),
             collections: FxHashMap::default(),
             matched_vars: Vec::new(),
             cur_rule: None,
@@ -1069,6 +1078,8 @@ impl Transaction {
             response_body: Vec::new(),
             intervention: None,
             matched: Vec::new(),
+            prefix_matched: Vec::new(),
+            matched_view: std::cell::OnceCell::new(),
             allow: AllowState::default(),
             memo: Memo::recycled(),
             scratch: Vec::with_capacity(64),
@@ -1590,7 +1601,27 @@ impl Transaction {
 
     /// Rules that matched so far, in order.
     pub fn matched_rules(&self) -> &[MatchedRule] {
-        &self.matched
+        if self.prefix_matched.is_empty() {
+            return &self.matched;
+        }
+        self.matched_view
+            .get_or_init(|| self.all_matched().cloned().collect())
+    }
+
+    /// Every matched rule in order: those of the static runs applied
+    /// (shared with the ruleset) where they belong among this
+    /// transaction's own.
+    fn all_matched(&self) -> impl Iterator<Item = &MatchedRule> {
+        let prefix = self.rs.prefix.as_ref();
+        let mut pieces = Vec::with_capacity(2 * self.prefix_matched.len() + 1);
+        let mut from = 0;
+        for &(k, at) in &self.prefix_matched {
+            pieces.push(self.matched.get(from..at).unwrap_or(&[]));
+            pieces.push(prefix.map_or(&[][..], |p| p.run_matched(k)));
+            from = at;
+        }
+        pieces.push(self.matched.get(from..).unwrap_or(&[]));
+        pieces.into_iter().flatten()
     }
 
     /// The inbound anomaly score (`TX:blocking_inbound_anomaly_score`, else
@@ -1639,7 +1670,14 @@ impl Transaction {
         // Phase 1's static runs (see `prefix`), for a transaction that has
         // not started it.
         let prefix = match &rs.prefix {
-            Some(p) if phase == 1 && self.tx.is_empty() && self.matched.is_empty() => Some(p),
+            Some(p)
+                if phase == 1
+                    && self.tx.is_empty()
+                    && self.matched.is_empty()
+                    && self.prefix_matched.is_empty() =>
+            {
+                Some(p)
+            }
             _ => None,
         };
         // Rules reading frozen TX, answered when the ruleset was built
@@ -2152,6 +2190,7 @@ impl Transaction {
         } else {
             Default::default()
         };
+        self.matched_view.take();
         self.matched.push(MatchedRule {
             id: rule.id,
             phase: rule.phase,
@@ -2286,15 +2325,17 @@ impl Transaction {
                     }
                 };
                 let col = self.setvar_collection(sv);
-                if let Some(slot) = col.get_mut(key) {
+                if let Some(slot) = col.get_own_mut(key) {
                     *slot = int_value(apply(atoi(slot)));
                     return;
                 }
-                int_value(apply(0))
+                // Unset, or a value a static run left (shared: not
+                // changed in place).
+                int_value(apply(col.get(key).map_or(0, |v| atoi(v))))
             }
         };
         let col = self.setvar_collection(sv);
-        match col.get_mut(key) {
+        match col.get_own_mut(key) {
             Some(slot) => *slot = value,
             None => {
                 let key = compiled.key.clone().unwrap_or_else(|| Arc::from(key));
@@ -2590,12 +2631,18 @@ impl Transaction {
     #[inline(never)]
     fn targets_may_match_new(&mut self, rule: &Rule, bit: u32) -> bool {
         let rs = &*self.rs;
-        let chain = rule.chain_id;
         let (stored, memo) = (&self.v, &mut self.memo);
         let words = rs.compiled.literals.as_ref().map_or(1, |pf| pf.words);
-        for (t, &union_id) in rule.targets.iter().zip(rule.union_ids.iter()) {
+        // One list of unions per stage (multiMatch), each target in order.
+        let stages = rule.targets.iter().cycle();
+        for (t, &union_id) in stages.zip(rule.union_ids.iter()) {
             // A `union_skippable` rule has a union for every target.
             debug_assert_ne!(union_id, NO_UNION);
+            let chain = rs
+                .compiled
+                .union_meta
+                .get(union_id as usize)
+                .map_or(rule.chain_id, |m| m.chain);
             // Computed earlier in this phase: one look-up.
             if let Some(&offset) = memo.unions.get(union_id as usize) {
                 if offset != NONE {
@@ -2682,7 +2729,11 @@ impl Transaction {
                         let mut buf = [0u8; 64];
                         usize::from(self.tx.contains_key(&lowercase_key(k, &mut buf)[..]))
                     }
-                    sel => self.tx.keys().filter(|k| sel.matches(k)).count(),
+                    sel => {
+                        let mut n = 0;
+                        self.tx.for_each_selected(|k| sel.matches(k), |_, _| n += 1);
+                        n
+                    }
                 }
             } else {
                 let mut tmp = Vec::new();
@@ -2742,20 +2793,21 @@ impl Transaction {
                 }
             }
             V::Tx => {
-                for (k, v) in &self.tx {
-                    if sel.matches(k) {
+                self.tx.for_each_selected(
+                    |k| sel.matches(k),
+                    |k, v| {
                         out.push(Val {
                             var,
                             key: Some(k.clone()),
                             value: v.clone(),
                             slot: NO_SLOT,
-                        });
-                    }
-                }
+                        })
+                    },
+                );
             }
             V::Ip | V::Session | V::User | V::Global | V::Resource => {
                 if let Some(col) = self.collections.get(var.name()) {
-                    for (k, v) in col {
+                    for (k, v) in col.iter() {
                         if sel.matches(k) {
                             out.push(Val {
                                 var,
@@ -2850,8 +2902,7 @@ impl Transaction {
             }
             V::HighestSeverity => {
                 let s = self
-                    .matched
-                    .iter()
+                    .all_matched()
                     .filter_map(|m| m.severity)
                     .min()
                     .unwrap_or(255);
@@ -3041,7 +3092,7 @@ impl OperatorContext for OpCx<'_> {
         };
         let mut buf = [0u8; 20];
         let key = decimal(index as i64, &mut buf);
-        match self.tx.tx.get_mut(key) {
+        match self.tx.tx.get_own_mut(key) {
             Some(slot) => match Arc::get_mut(slot) {
                 Some(own) if !whole && own.len() == value.len() => own.copy_from_slice(value),
                 _ => *slot = new(),

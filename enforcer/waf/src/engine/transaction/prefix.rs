@@ -75,8 +75,8 @@ struct Run {
     end: usize,
     skip: u32,
     /// TX after the run (what it was before is determined too: inert rules
-    /// write none).
-    tx: Collection,
+    /// write none), shared by the transactions that apply the run.
+    tx: Arc<layered::Map>,
     /// MATCHED_VAR(S) after the run when it cleared them; else what it
     /// added to them.
     cleared: bool,
@@ -169,6 +169,12 @@ impl Prefix {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// The rules run `k` matched (all `nolog`).
+    #[inline]
+    pub(super) fn run_matched(&self, k: usize) -> &[MatchedRule] {
+        self.runs.get(k).map_or(&[], |r| r.matched.as_slice())
+    }
+
     /// Number of phase-1 items the runs cover.
     #[cfg(test)]
     pub(crate) fn covered(&self) -> usize {
@@ -197,14 +203,17 @@ impl Prefix {
     /// on and the `skip` count to apply there.
     pub(super) fn apply(&self, k: usize, tx: &mut Transaction) -> (usize, u32) {
         let run = &self.runs[k];
-        tx.tx.clone_from(&run.tx);
+        tx.tx.set_base(Arc::clone(&run.tx));
         // The last of MATCHED_VARS is MATCHED_VAR.
         if run.cleared {
             tx.matched_vars.clone_from(&run.matched_vars);
         } else {
             tx.matched_vars.extend(run.matched_vars.iter().cloned());
         }
-        tx.matched.extend(run.matched.iter().cloned());
+        if !run.matched.is_empty() {
+            tx.prefix_matched.push((k, tx.matched.len()));
+            tx.matched_view.take();
+        }
         (run.end, run.skip)
     }
 }
@@ -216,7 +225,7 @@ impl Prefix {
 fn folds(
     rs: &RulesetInner,
     runs: &[Run],
-    frozen_tx: &Collection,
+    frozen_tx: &layered::Map,
     tx: &mut Transaction,
 ) -> Vec<Vec<Fold>> {
     let in_run =
@@ -317,7 +326,7 @@ fn start_run(tx: &mut Transaction, sentinel: &Bytes, start: usize) -> Run {
         start,
         end: start,
         skip: 0,
-        tx: Collection::default(),
+        tx: Arc::default(),
         cleared: false,
         matched_vars: Vec::new(),
         matched: std::mem::take(&mut tx.matched),
@@ -327,7 +336,7 @@ fn start_run(tx: &mut Transaction, sentinel: &Bytes, start: usize) -> Run {
 fn finish(mut run: Run, tx: &mut Transaction, sentinel: &Bytes, end: usize, skip: u32) -> Run {
     run.end = end;
     run.skip = skip;
-    run.tx = tx.tx.clone();
+    run.tx = Arc::new(tx.tx.to_map());
     let kept = tx
         .matched_vars
         .first()
