@@ -11,6 +11,7 @@
 //! values it inspects is skipped without collecting anything (see [`Memo`]).
 
 use std::borrow::Cow;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -157,11 +158,20 @@ impl MatchedName {
     }
 }
 
-/// A matched value in MATCHED_VARS; the last one is MATCHED_VAR.
+/// A matched value and its name.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Matched {
+struct MatchedVar {
     name: MatchedName,
     value: Bytes,
+}
+
+/// An entry of MATCHED_VARS; the last one is MATCHED_VAR.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Matched {
+    Var(MatchedVar),
+    /// What the rule at (phase, item) that reads frozen TX matched, kept
+    /// by the ruleset (see `prefix`): no reference counted for it.
+    Fold(u8, u32),
 }
 
 const NO_SLOT: u32 = u32::MAX;
@@ -936,12 +946,20 @@ fn lowercase_key<'b>(key: &[u8], buf: &'b mut [u8; 64]) -> Cow<'b, [u8]> {
 }
 
 /// State of one request passing through the rules.
+///
+/// A transaction belongs to the thread that created it (it is not `Send`):
+/// its request values are reference counted without atomic operations,
+/// which cost more than the rest of the bookkeeping around them. Run a
+/// request's phases where it began, as the enforcer does in one call;
+/// the [`Ruleset`](super::Ruleset) it came from is shared across threads.
 pub struct Transaction {
     rs: Arc<RulesetInner>,
     mode: EngineMode,
     start: Instant,
-    /// Request and response values with their slots.
-    v: Arc<Stored>,
+    /// Request and response values with their slots (an `Rc`: evaluating
+    /// a rule holds it while the transaction changes, and an `Arc` would
+    /// count that atomically for every rule).
+    v: Rc<Stored>,
     xml: Option<body::xml::XmlDocument>,
     /// TX, keys lowercased (shared `Bytes`, so collecting `TX:key` clones no key).
     tx: Collection,
@@ -1059,7 +1077,7 @@ impl Transaction {
             rs,
             mode,
             start: Instant::now(),
-            v: Arc::default(),
+            v: Rc::default(),
             xml: None,
             tx: Collection::with_capacity(TX_CAPACITY),
             collections: FxHashMap::default(),
@@ -1103,7 +1121,7 @@ impl Transaction {
     }
 
     fn set_scalar(&mut self, v: Variable, value: &[u8]) {
-        let st = Arc::make_mut(&mut self.v);
+        let st = Rc::make_mut(&mut self.v);
         let slot = st.next_slot;
         st.next_slot += 1;
         st.scalars.insert(v, (Arc::from(value), slot));
@@ -1178,7 +1196,7 @@ impl Transaction {
                 self.set_scalar(Variable::UrlencodedError, b"1");
             }
             let limit = self.rs.compiled.config.arguments_limit;
-            let st = Arc::make_mut(&mut self.v);
+            let st = Rc::make_mut(&mut self.v);
             let next = &mut st.next_slot;
             st.args_get = parsed
                 .pairs
@@ -1217,7 +1235,7 @@ impl Transaction {
 
     /// One request header (repeatable).
     pub fn add_request_header(&mut self, name: &[u8], value: &[u8]) {
-        let st = Arc::make_mut(&mut self.v);
+        let st = Rc::make_mut(&mut self.v);
         st.headers.push(entry(&mut st.next_slot, name, value));
         if name.eq_ignore_ascii_case(b"cookie") {
             self.parse_cookies(value);
@@ -1262,7 +1280,7 @@ impl Transaction {
             if k.is_empty() {
                 continue;
             }
-            let st = Arc::make_mut(&mut self.v);
+            let st = Rc::make_mut(&mut self.v);
             st.cookies.push(entry(&mut st.next_slot, k, v));
         }
     }
@@ -1381,7 +1399,7 @@ impl Transaction {
                     if parsed.invalid_encoding {
                         self.set_scalar(Variable::UrlencodedError, b"1");
                     }
-                    let st = Arc::make_mut(&mut self.v);
+                    let st = Rc::make_mut(&mut self.v);
                     let next = &mut st.next_slot;
                     st.args_post.extend(
                         parsed
@@ -1394,7 +1412,7 @@ impl Transaction {
                 Some(BodyProcessor::Json) => {
                     // Like ModSecurity, keep the arguments read before an error.
                     let (pairs, err) = body::json::parse_partial(&body, &limits);
-                    let st = Arc::make_mut(&mut self.v);
+                    let st = Rc::make_mut(&mut self.v);
                     let next = &mut st.next_slot;
                     st.args_post
                         .extend(pairs.iter().map(|(k, v)| entry(next, k, v)));
@@ -1406,7 +1424,7 @@ impl Transaction {
                 }
                 Some(BodyProcessor::Xml) => {
                     let (doc, err) = body::xml::XmlDocument::parse_partial(&body, &limits);
-                    let st = Arc::make_mut(&mut self.v);
+                    let st = Rc::make_mut(&mut self.v);
                     let next = &mut st.next_slot;
                     st.xml_text = doc
                         .select("/*")
@@ -1487,7 +1505,7 @@ impl Transaction {
         if let Some(e) = &m.error {
             self.set_body_error(&format!("Multipart parsing error: {e}"));
         }
-        let st = Arc::make_mut(&mut self.v);
+        let st = Rc::make_mut(&mut self.v);
         let next = &mut st.next_slot;
         st.args_post
             .extend(m.args.iter().map(|(k, v)| entry(next, k, v)));
@@ -1501,7 +1519,7 @@ impl Transaction {
             total += file.size;
         }
         self.set_scalar(Variable::FilesCombinedSize, total.to_string().as_bytes());
-        let st = Arc::make_mut(&mut self.v);
+        let st = Rc::make_mut(&mut self.v);
         let next = &mut st.next_slot;
         st.part_headers
             .extend(m.part_headers.iter().map(|(k, v)| entry(next, k, v)));
@@ -1509,7 +1527,7 @@ impl Transaction {
 
     /// One response header (repeatable).
     pub fn add_response_header(&mut self, name: &[u8], value: &[u8]) {
-        let st = Arc::make_mut(&mut self.v);
+        let st = Rc::make_mut(&mut self.v);
         st.resp_headers.push(entry(&mut st.next_slot, name, value));
         if name.eq_ignore_ascii_case(b"content-type") {
             let ct = value
@@ -1728,8 +1746,8 @@ impl Transaction {
                     self.clear_matched();
                     false
                 }
-                Some(Fold::Hit(value)) if self.frozen_tx && !self.targets_removed(rule) => {
-                    self.folded_hit(rule, value)
+                Some(Fold::Hit(_)) if self.frozen_tx && !self.targets_removed(rule) => {
+                    self.folded_hit(rule, phase, i - 1)
                 }
                 _ => self.eval_rule(rule),
             };
@@ -1790,18 +1808,15 @@ impl Transaction {
             .any(|(by, _)| self.removed_by_matches(by, rule))
     }
 
-    /// [`Transaction::eval_rule`] for a rule whose first link is known to
-    /// match frozen TX `value` (see `prefix`): as `eval_tx_target` after a
-    /// match.
-    fn folded_hit(&mut self, rule: &Rule, value: &Bytes) -> bool {
-        let Some(target) = &rule.tx_target else {
+    /// [`Transaction::eval_rule`] for a rule (item `item` of `phase`) whose
+    /// first link is known to match frozen TX (see `prefix`): as
+    /// `eval_tx_target` after a match.
+    fn folded_hit(&mut self, rule: &Rule, phase: u8, item: usize) -> bool {
+        if rule.tx_target.is_none() {
             return self.eval_rule(rule);
-        };
-        self.record_match(
-            rule,
-            MatchedName::Text(Arc::clone(&target.name)),
-            Arc::clone(value),
-        );
+        }
+        self.matched_vars.push(Matched::Fold(phase, item as u32));
+        self.run_setvars(&rule.actions.setvars);
         self.eval_chained(rule)
     }
 
@@ -1844,7 +1859,7 @@ impl Transaction {
         if rule.stored_targets {
             // Stored values do not change while a phase runs: evaluate them
             // where they are (one reference count for the whole list).
-            let stored = Arc::clone(&self.v);
+            let stored = Rc::clone(&self.v);
             // Values this link is known to miss (most values of a request
             // that recur) are passed over first, before anything else is
             // looked at.
@@ -2094,14 +2109,28 @@ impl Transaction {
     /// `name` (`ARGS:foo`), and runs the rule's setvars.
     #[inline]
     fn record_match(&mut self, rule: &Rule, name: MatchedName, value: Bytes) {
-        self.matched_vars.push(Matched { name, value });
+        self.matched_vars
+            .push(Matched::Var(MatchedVar { name, value }));
         self.run_setvars(&rule.actions.setvars);
     }
 
     /// MATCHED_VAR (with its name): the last matched value.
     #[inline]
-    fn matched_var(&self) -> Option<&Matched> {
-        self.matched_vars.last()
+    fn matched_var(&self) -> Option<&MatchedVar> {
+        self.matched_vars.last().and_then(|m| self.resolve(m))
+    }
+
+    /// The value and name of a MATCHED_VARS entry.
+    fn resolve<'a>(&'a self, m: &'a Matched) -> Option<&'a MatchedVar> {
+        match m {
+            Matched::Var(v) => Some(v),
+            Matched::Fold(phase, item) => {
+                match self.rs.prefix.as_ref()?.folds(*phase).get(*item as usize)? {
+                    Fold::Hit(v) => Some(v),
+                    _ => None,
+                }
+            }
+        }
     }
 
     /// No value of the current rule matched: MATCHED_VAR(S) are empty.
@@ -2761,7 +2790,7 @@ impl Transaction {
             V::MatchedVars | V::MatchedVarsNames => {
                 // Matched entries have no slot (NO_SLOT), so nothing is skipped.
                 let names = var == V::MatchedVarsNames;
-                for m in &self.matched_vars {
+                for m in self.matched_vars.iter().filter_map(|m| self.resolve(m)) {
                     // The name is the key (and the value of *_NAMES).
                     let key = m.name.text();
                     if sel.matches(&key) {
