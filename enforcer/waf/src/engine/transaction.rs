@@ -158,6 +158,21 @@ impl MatchedName {
     }
 }
 
+/// A matched rule as the transaction records it: a logged rule's report in
+/// full; a `nolog` rule's (no message, log data, tags or matched value: most
+/// matches, the paranoia-level gates and `SecAction`s of the CRS) by its
+/// place in the ruleset, made into a report only when one is asked for.
+#[derive(Clone, Debug)]
+pub(crate) enum Record {
+    Full(MatchedRule),
+    Quiet {
+        /// The rule's phase and index among the phase's items.
+        phase: u8,
+        item: u32,
+        disruptive: bool,
+    },
+}
+
 /// A matched value and its name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct MatchedVar {
@@ -229,7 +244,7 @@ struct Memo {
     raw_unions: Vec<(u32, ByteSet)>,
     /// An emptied match list of an earlier transaction, handed to the next
     /// one so that recording matches does not grow a new vector each time.
-    spare_matched: Vec<MatchedRule>,
+    spare_matched: Vec<Record>,
     /// Transformation steps already applied, as linked lists per step input
     /// (see [`Step`]): chains that differ only by a step that left the value
     /// unchanged (CRS 934100's `removeWhitespace,base64Decode` and 934160's
@@ -983,7 +998,7 @@ pub struct Transaction {
     response_body: Vec<u8>,
     intervention: Option<Intervention>,
     /// The rules that matched, without those of the static runs applied.
-    matched: Vec<MatchedRule>,
+    matched: Vec<Record>,
     /// The static runs applied (see [`prefix`]) that matched rules, with
     /// where their matches go in `matched`: shared with the ruleset, not
     /// copied, unless [`Transaction::matched_rules`] is asked for them.
@@ -1619,17 +1634,66 @@ impl Transaction {
 
     /// Rules that matched so far, in order.
     pub fn matched_rules(&self) -> &[MatchedRule] {
-        if self.prefix_matched.is_empty() {
-            return &self.matched;
-        }
         self.matched_view
-            .get_or_init(|| self.all_matched().cloned().collect())
+            .get_or_init(|| self.all_matched().filter_map(|r| self.report(r)).collect())
+    }
+
+    /// The report of a recorded match (always made: a quiet record names a
+    /// rule of this transaction's ruleset).
+    fn report(&self, r: &Record) -> Option<MatchedRule> {
+        match r {
+            Record::Full(m) => Some(m.clone()),
+            &Record::Quiet {
+                phase,
+                item,
+                disruptive,
+            } => {
+                let rule = self.rule_at(phase, item)?;
+                Some(MatchedRule {
+                    id: rule.id,
+                    phase: rule.phase,
+                    msg: String::new(),
+                    data: String::new(),
+                    severity: rule.actions.severity,
+                    tags: Vec::new(),
+                    span: rule.span.clone(),
+                    log: false,
+                    disruptive,
+                    matched_var_name: String::new(),
+                    matched_var: Vec::new(),
+                    operator: String::new(),
+                })
+            }
+        }
+    }
+
+    /// The severity of a recorded match.
+    fn record_severity(&self, r: &Record) -> Option<u8> {
+        match r {
+            Record::Full(m) => m.severity,
+            &Record::Quiet { phase, item, .. } => {
+                self.rule_at(phase, item).and_then(|r| r.actions.severity)
+            }
+        }
+    }
+
+    /// The rule at `item` of `phase`.
+    fn rule_at(&self, phase: u8, item: u32) -> Option<&Rule> {
+        let items = self
+            .rs
+            .compiled
+            .phases
+            .get(usize::from(phase).checked_sub(1)?)?;
+        match items.get(item as usize)? {
+            Item::Rule(rule) => Some(rule),
+            Item::Marker(_) => None,
+        }
     }
 
     /// Every matched rule in order: those of the static runs applied
     /// (shared with the ruleset) where they belong among this
     /// transaction's own.
-    fn all_matched(&self) -> impl Iterator<Item = &MatchedRule> {
+    fn all_matched(&self) -> impl Iterator<Item = &Record> {
         let prefix = self.rs.prefix.as_ref();
         let mut pieces = Vec::with_capacity(2 * self.prefix_matched.len() + 1);
         let mut from = 0;
@@ -2220,7 +2284,42 @@ impl Transaction {
             Default::default()
         };
         self.matched_view.take();
-        self.matched.push(MatchedRule {
+        if let (false, None, None, Some((phase, item))) = (
+            rule.log,
+            &self.pending_msg,
+            &self.pending_logdata,
+            self.cur_rule,
+        ) {
+            self.matched.push(Record::Quiet {
+                phase,
+                item,
+                disruptive: disrupted,
+            });
+        } else {
+            self.push_full_record(rule, disrupted, tags, mvn, mv, operator);
+        }
+        if matches!(flow, Flow::Continue) {
+            if let Some(m) = &rule.actions.skip_after {
+                return Flow::SkipAfter(m.as_str());
+            }
+            if rule.actions.skip > 0 {
+                return Flow::Skip(rule.actions.skip);
+            }
+        }
+        flow
+    }
+
+    /// Records the full report of a matched rule.
+    fn push_full_record(
+        &mut self,
+        rule: &Rule,
+        disrupted: bool,
+        tags: Vec<String>,
+        mvn: String,
+        mv: Vec<u8>,
+        operator: String,
+    ) {
+        self.matched.push(Record::Full(MatchedRule {
             id: rule.id,
             phase: rule.phase,
             msg: self.pending_msg.take().unwrap_or_default(),
@@ -2233,16 +2332,7 @@ impl Transaction {
             matched_var_name: mvn,
             matched_var: mv,
             operator,
-        });
-        if matches!(flow, Flow::Continue) {
-            if let Some(m) = &rule.actions.skip_after {
-                return Flow::SkipAfter(m.as_str());
-            }
-            if rule.actions.skip > 0 {
-                return Flow::Skip(rule.actions.skip);
-            }
-        }
-        flow
+        }));
     }
 
     /// Applies the `ctl` actions of `rule`'s chain, the innermost link first.
@@ -2932,7 +3022,7 @@ impl Transaction {
             V::HighestSeverity => {
                 let s = self
                     .all_matched()
-                    .filter_map(|m| m.severity)
+                    .filter_map(|m| self.record_severity(m))
                     .min()
                     .unwrap_or(255);
                 out.push(Val {

@@ -82,7 +82,7 @@ struct Run {
     cleared: bool,
     matched_vars: Vec<Matched>,
     /// The rules that matched in the run (all `nolog`).
-    matched: Vec<MatchedRule>,
+    matched: Vec<Record>,
 }
 
 impl Prefix {
@@ -171,7 +171,7 @@ impl Prefix {
 
     /// The rules run `k` matched (all `nolog`).
     #[inline]
-    pub(super) fn run_matched(&self, k: usize) -> &[MatchedRule] {
+    pub(super) fn run_matched(&self, k: usize) -> &[Record] {
         self.runs.get(k).map_or(&[], |r| r.matched.as_slice())
     }
 
