@@ -187,6 +187,8 @@ enum Matched {
     /// What the rule at (phase, item) that reads frozen TX matched, kept
     /// by the ruleset (see `prefix`): no reference counted for it.
     Fold(u8, u32),
+    /// Entry `j` of what static run `k` adds to MATCHED_VARS (see `prefix`).
+    Run(u32, u32),
 }
 
 const NO_SLOT: u32 = u32::MAX;
@@ -242,9 +244,9 @@ struct Memo {
     /// this phase. A chain whose trigger bytes none of the members holds
     /// changes them at most in case, so its union is this one.
     raw_unions: Vec<(u32, ByteSet)>,
-    /// An emptied match list of an earlier transaction, handed to the next
-    /// one so that recording matches does not grow a new vector each time.
-    spare_matched: Vec<Record>,
+    /// Emptied buffers of an earlier transaction, handed to the next one so
+    /// that it does not grow new ones.
+    spare: Spare,
     /// Transformation steps already applied, as linked lists per step input
     /// (see [`Step`]): chains that differ only by a step that left the value
     /// unchanged (CRS 934100's `removeWhitespace,base64Decode` and 934160's
@@ -266,6 +268,17 @@ struct Memo {
     /// Offset in `bitsets` of an all-zero bit set (the union of an empty
     /// collection), when made.
     zero: Option<u32>,
+}
+
+/// The buffers a finished transaction hands to the next one on its thread.
+#[derive(Default)]
+struct Spare {
+    matched: Vec<Record>,
+    matched_vars: Vec<Matched>,
+    stored: Stored,
+    tx: layered::Map,
+    scratch: Vec<Val>,
+    setvar_bufs: (Vec<u8>, Vec<u8>),
 }
 
 /// A slot's entry in the verdict cache.
@@ -775,7 +788,7 @@ impl Scalars {
 }
 
 /// The values a transaction stores, each with its slot(s). Shared
-/// (`Arc`) so that a rule can read them while the transaction changes its
+/// (`Rc`) so that a rule can read them while the transaction changes its
 /// other state; they only change between phases.
 #[derive(Clone, Default)]
 struct Stored {
@@ -795,6 +808,28 @@ struct Stored {
     scalars: Scalars,
     /// Next free slot.
     next_slot: u32,
+}
+
+impl Stored {
+    /// Empties every list, keeping the room they grew (see [`Spare`]).
+    fn clear(&mut self) {
+        for list in [
+            &mut self.args_get,
+            &mut self.args_post,
+            &mut self.headers,
+            &mut self.cookies,
+            &mut self.resp_headers,
+            &mut self.files,
+            &mut self.files_sizes,
+            &mut self.part_headers,
+            &mut self.xml_text,
+            &mut self.xml_attrs,
+        ] {
+            list.clear();
+        }
+        self.scalars.0.clear();
+        self.next_slot = 0;
+    }
 }
 
 impl Stored {
@@ -1026,16 +1061,46 @@ pub struct Transaction {
 impl Drop for Transaction {
     fn drop(&mut self) {
         let mut memo = std::mem::take(&mut self.memo);
+        let spare = &mut memo.spare;
+        // Each buffer is kept emptied, unless an unusual request grew it.
         let mut matched = std::mem::take(&mut self.matched);
         if matched.capacity() <= MAX_RECYCLED_MATCHES {
             matched.clear();
-            memo.spare_matched = matched;
+            spare.matched = matched;
+        }
+        let mut vars = std::mem::take(&mut self.matched_vars);
+        if vars.capacity() <= MAX_RECYCLED_MATCHES {
+            vars.clear();
+            spare.matched_vars = vars;
+        }
+        if let Some(stored) = Rc::get_mut(&mut self.v) {
+            if stored.next_slot as usize <= MAX_RECYCLED_MATCHES {
+                stored.clear();
+                spare.stored = std::mem::take(stored);
+            }
+        }
+        let mut own = self.tx.take_own();
+        if own.capacity() <= MAX_RECYCLED_MATCHES {
+            own.clear();
+            spare.tx = own;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        if scratch.capacity() <= MAX_RECYCLED_MATCHES {
+            scratch.clear();
+            spare.scratch = scratch;
+        }
+        let (mut k, mut v) = std::mem::take(&mut self.setvar_bufs);
+        if k.capacity() <= MAX_RECYCLED && v.capacity() <= MAX_RECYCLED {
+            k.clear();
+            v.clear();
+            spare.setvar_bufs = (k, v);
         }
         memo.recycle();
     }
 }
 
-/// Match lists longer than this are not kept for reuse.
+/// Match lists (and the other per-transaction lists kept for reuse)
+/// longer than this are not kept.
 const MAX_RECYCLED_MATCHES: usize = 1024;
 
 impl std::fmt::Debug for Transaction {
@@ -1088,15 +1153,24 @@ fn uri_decode(input: &[u8]) -> Vec<u8> {
 impl Transaction {
     pub(crate) fn new(rs: Arc<RulesetInner>) -> Transaction {
         let mode = rs.compiled.config.engine;
+        let mut memo = Memo::recycled();
+        let spare = std::mem::take(&mut memo.spare);
+        let tx = if spare.tx.capacity() > 0 {
+            Collection::with_own(spare.tx)
+        } else {
+            Collection::with_capacity(TX_CAPACITY)
+        };
+        let mut scratch = spare.scratch;
+        scratch.reserve(64);
         let mut t = Transaction {
             rs,
             mode,
             start: Instant::now(),
-            v: Rc::default(),
+            v: Rc::new(spare.stored),
             xml: None,
-            tx: Collection::with_capacity(TX_CAPACITY),
+            tx,
             collections: FxHashMap::default(),
-            matched_vars: Vec::new(),
+            matched_vars: spare.matched_vars,
             cur_rule: None,
             pending_msg: None,
             pending_logdata: None,
@@ -1110,18 +1184,17 @@ impl Transaction {
             request_body_limit: None,
             response_body: Vec::new(),
             intervention: None,
-            matched: Vec::new(),
+            matched: spare.matched,
             prefix_matched: Vec::new(),
             matched_view: std::cell::OnceCell::new(),
             allow: AllowState::default(),
-            memo: Memo::recycled(),
-            scratch: Vec::with_capacity(64),
-            setvar_bufs: (Vec::new(), Vec::new()),
+            memo,
+            scratch,
+            setvar_bufs: spare.setvar_bufs,
             static_run: false,
             static_abort: false,
             frozen_tx: false,
         };
-        t.matched = std::mem::take(&mut t.memo.spare_matched);
         let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -2194,6 +2267,12 @@ impl Transaction {
                     _ => None,
                 }
             }
+            // A run's own entries are values (a static run applies no run
+            // and folds nothing).
+            &Matched::Run(k, j) => match self.rs.prefix.as_ref()?.run_matched_var(k, j)? {
+                Matched::Var(v) => Some(v),
+                _ => None,
+            },
         }
     }
 

@@ -47,6 +47,21 @@ impl Layered {
         }
     }
 
+    /// An empty collection whose own entries go in `own` (emptied).
+    pub(crate) fn with_own(mut own: Map) -> Layered {
+        own.clear();
+        Layered {
+            base: None,
+            own,
+            hidden: Vec::new(),
+        }
+    }
+
+    /// The map of the transaction's own entries, leaving an empty one.
+    pub(crate) fn take_own(&mut self) -> Map {
+        std::mem::take(&mut self.own)
+    }
+
     /// Replaces the whole collection by `base` (what a static run left).
     pub(crate) fn set_base(&mut self, base: Arc<Map>) {
         self.own.clear();

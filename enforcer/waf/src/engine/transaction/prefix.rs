@@ -169,6 +169,12 @@ impl Prefix {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// Entry `j` of the MATCHED_VARS run `k` adds.
+    #[inline]
+    pub(super) fn run_matched_var(&self, k: u32, j: u32) -> Option<&Matched> {
+        self.runs.get(k as usize)?.matched_vars.get(j as usize)
+    }
+
     /// The rules run `k` matched (all `nolog`).
     #[inline]
     pub(super) fn run_matched(&self, k: usize) -> &[Record] {
@@ -204,12 +210,13 @@ impl Prefix {
     pub(super) fn apply(&self, k: usize, tx: &mut Transaction) -> (usize, u32) {
         let run = &self.runs[k];
         tx.tx.set_base(Arc::clone(&run.tx));
-        // The last of MATCHED_VARS is MATCHED_VAR.
+        // The last of MATCHED_VARS is MATCHED_VAR. The run's entries are
+        // referred to, not copied.
         if run.cleared {
-            tx.matched_vars.clone_from(&run.matched_vars);
-        } else {
-            tx.matched_vars.extend(run.matched_vars.iter().cloned());
+            tx.matched_vars.clear();
         }
+        let entries = (0..run.matched_vars.len()).map(|j| Matched::Run(k as u32, j as u32));
+        tx.matched_vars.extend(entries);
         if !run.matched.is_empty() {
             tx.prefix_matched.push((k, tx.matched.len()));
             tx.matched_view.take();
