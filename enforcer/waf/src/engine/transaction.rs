@@ -2929,7 +2929,7 @@ impl Transaction {
                     }
                     sel => {
                         let mut n = 0;
-                        self.tx.for_each_selected(|k| sel.matches(k), |_, _| n += 1);
+                        self.tx.for_each_selected(sel, |_, _| n += 1);
                         n
                     }
                 }
@@ -2991,17 +2991,14 @@ impl Transaction {
                 }
             }
             V::Tx => {
-                self.tx.for_each_selected(
-                    |k| sel.matches(k),
-                    |k, v| {
-                        out.push(Val {
-                            var,
-                            key: Some(k.clone()),
-                            value: v.clone(),
-                            slot: NO_SLOT,
-                        })
-                    },
-                );
+                self.tx.for_each_selected(sel, |k, v| {
+                    out.push(Val {
+                        var,
+                        key: Some(k.clone()),
+                        value: v.clone(),
+                        slot: NO_SLOT,
+                    })
+                });
             }
             V::Ip | V::Session | V::User | V::Global | V::Resource => {
                 if let Some(col) = self.collections.get(var.name()) {

@@ -46,6 +46,7 @@
 
 use super::*;
 use crate::macros::MacroPart;
+use crate::variables::KeyRegex;
 
 /// The runs of static rules in phase 1 and the state each leaves.
 #[derive(Debug)]
@@ -76,7 +77,7 @@ struct Run {
     skip: u32,
     /// TX after the run (what it was before is determined too: inert rules
     /// write none), shared by the transactions that apply the run.
-    tx: Arc<layered::Map>,
+    tx: Arc<layered::Base>,
     /// MATCHED_VAR(S) after the run when it cleared them; else what it
     /// added to them.
     cleared: bool,
@@ -99,6 +100,7 @@ impl Prefix {
         // Stands in for whatever MATCHED_VAR(S) a transaction has when it
         // reaches a run: still there after the run means nothing cleared it.
         let sentinel: Bytes = Arc::from(&b"\0static-prefix"[..]);
+        let regexes = tx_selector_regexes(&rs);
         let mut runs: Vec<Run> = Vec::new();
         let mut current: Option<Run> = None;
         let mut i = 0;
@@ -115,7 +117,7 @@ impl Prefix {
                 // Evaluated by the transaction (an inert rule), or skipped
                 // by it: a run ends here.
                 if let Some(run) = current.take() {
-                    runs.push(finish(run, &mut tx, &sentinel, i, skip));
+                    runs.push(finish(run, &mut tx, &sentinel, &regexes, i, skip));
                 }
                 skip = skip.saturating_sub(1);
                 i += 1;
@@ -146,11 +148,11 @@ impl Prefix {
             }
         }
         if let Some(run) = current.take() {
-            runs.push(finish(run, &mut tx, &sentinel, i, skip));
+            runs.push(finish(run, &mut tx, &sentinel, &regexes, i, skip));
         }
         runs.retain(|r| r.end > r.start);
         let last = runs.last()?;
-        let folds = folds(&rs, &runs, &last.tx, &mut tx);
+        let folds = folds(&rs, &runs, last.tx.map(), &mut tx);
         Some(Prefix { runs, folds })
     }
 
@@ -313,6 +315,27 @@ fn folds(
     }
 }
 
+/// The selector regexes the rules apply to TX (`TX:/^header_name_/`), each
+/// once: a run's TX keeps what each selects (see `layered::Base`).
+fn tx_selector_regexes(rs: &RulesetInner) -> Vec<Arc<KeyRegex>> {
+    let mut out: Vec<Arc<KeyRegex>> = Vec::new();
+    for item in rs.compiled.phases.iter().flatten() {
+        let Item::Rule(rule) = item else { continue };
+        let mut link = Some(&**rule);
+        while let Some(r) = link {
+            for t in r.targets.iter().filter(|t| t.variable == Variable::Tx) {
+                if let KeySelector::Regex(re) = &t.selector {
+                    if !out.iter().any(|o| Arc::ptr_eq(o, re)) {
+                        out.push(Arc::clone(re));
+                    }
+                }
+            }
+            link = r.chained.as_deref();
+        }
+    }
+    out
+}
+
 /// `0`-`9`: the TX keys `capture` writes.
 fn is_capture_key(key: &[u8]) -> bool {
     matches!(key, [d] if d.is_ascii_digit())
@@ -343,10 +366,17 @@ fn start_run(tx: &mut Transaction, sentinel: &Bytes, start: usize) -> Run {
     }
 }
 
-fn finish(mut run: Run, tx: &mut Transaction, sentinel: &Bytes, end: usize, skip: u32) -> Run {
+fn finish(
+    mut run: Run,
+    tx: &mut Transaction,
+    sentinel: &Bytes,
+    regexes: &[Arc<KeyRegex>],
+    end: usize,
+    skip: u32,
+) -> Run {
     run.end = end;
     run.skip = skip;
-    run.tx = Arc::new(tx.tx.to_map());
+    run.tx = Arc::new(layered::Base::new(tx.tx.to_map(), regexes));
     let kept = tx
         .matched_vars
         .first()
