@@ -165,6 +165,11 @@ pub(crate) struct Rule {
 }
 
 impl Rule {
+    /// This link and every link chained after it, in order.
+    pub(crate) fn links(&self) -> impl Iterator<Item = &Rule> {
+        std::iter::successors(Some(self), |r| r.chained.as_deref())
+    }
+
     /// Whether the rule carries exactly this tag (ModSecurity v3 compares tags exactly).
     pub(crate) fn has_tag(&self, tag: &str) -> bool {
         self.tag_text.iter().any(|t| t == tag)

@@ -1063,16 +1063,8 @@ impl Drop for Transaction {
         let mut memo = std::mem::take(&mut self.memo);
         let spare = &mut memo.spare;
         // Each buffer is kept emptied, unless an unusual request grew it.
-        let mut matched = std::mem::take(&mut self.matched);
-        if matched.capacity() <= MAX_RECYCLED_MATCHES {
-            matched.clear();
-            spare.matched = matched;
-        }
-        let mut vars = std::mem::take(&mut self.matched_vars);
-        if vars.capacity() <= MAX_RECYCLED_MATCHES {
-            vars.clear();
-            spare.matched_vars = vars;
-        }
+        spare.matched = emptied(std::mem::take(&mut self.matched), MAX_RECYCLED_MATCHES);
+        spare.matched_vars = emptied(std::mem::take(&mut self.matched_vars), MAX_RECYCLED_MATCHES);
         if let Some(stored) = Rc::get_mut(&mut self.v) {
             if stored.next_slot as usize <= MAX_RECYCLED_MATCHES {
                 stored.clear();
@@ -1084,19 +1076,21 @@ impl Drop for Transaction {
             own.clear();
             spare.tx = own;
         }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        if scratch.capacity() <= MAX_RECYCLED_MATCHES {
-            scratch.clear();
-            spare.scratch = scratch;
-        }
-        let (mut k, mut v) = std::mem::take(&mut self.setvar_bufs);
-        if k.capacity() <= MAX_RECYCLED && v.capacity() <= MAX_RECYCLED {
-            k.clear();
-            v.clear();
-            spare.setvar_bufs = (k, v);
-        }
+        spare.scratch = emptied(std::mem::take(&mut self.scratch), MAX_RECYCLED_MATCHES);
+        let (k, v) = std::mem::take(&mut self.setvar_bufs);
+        spare.setvar_bufs = (emptied(k, MAX_RECYCLED), emptied(v, MAX_RECYCLED));
         memo.recycle();
     }
+}
+
+/// `v` emptied for reuse, unless an unusual request grew it past `max`
+/// elements (then a new, empty list).
+fn emptied<T>(mut v: Vec<T>, max: usize) -> Vec<T> {
+    if v.capacity() > max {
+        return Vec::new();
+    }
+    v.clear();
+    v
 }
 
 /// Match lists (and the other per-transaction lists kept for reuse)
@@ -1911,15 +1905,7 @@ impl Transaction {
     /// The rule being evaluated (`RULE` macros and variables).
     fn current_rule(&self) -> Option<&Rule> {
         let (phase, index) = self.cur_rule?;
-        let items = self
-            .rs
-            .compiled
-            .phases
-            .get(usize::from(phase).checked_sub(1)?)?;
-        match items.get(index as usize)? {
-            Item::Rule(rule) => Some(rule),
-            Item::Marker(_) => None,
-        }
+        self.rule_at(phase, index)
     }
 
     fn removed_by_matches(&self, by: &RemovedBy, rule: &Rule) -> bool {
@@ -2836,11 +2822,8 @@ impl Transaction {
         for (t, &union_id) in stages.zip(rule.union_ids.iter()) {
             // A `union_skippable` rule has a union for every target.
             debug_assert_ne!(union_id, NO_UNION);
-            let chain = rs
-                .compiled
-                .union_meta
-                .get(union_id as usize)
-                .map_or(rule.chain_id, |m| m.chain);
+            let meta = rs.compiled.union_meta.get(union_id as usize);
+            let chain = meta.map_or(rule.chain_id, |m| m.chain);
             // Computed earlier in this phase: one look-up.
             if let Some(&offset) = memo.unions.get(union_id as usize) {
                 if offset != NONE {
@@ -2877,11 +2860,7 @@ impl Transaction {
                         // header values for the decoding chains): the
                         // untransformed union.
                         Some(triggers) if chain != 0 => {
-                            let source = rs
-                                .compiled
-                                .union_meta
-                                .get(union_id as usize)
-                                .map_or(usize::MAX, |m| usize::from(m.source));
+                            let source = meta.map_or(usize::MAX, |m| usize::from(m.source));
                             let (raw_union, bytes) = match memo.raw_unions.get(source) {
                                 Some(&known) if known.0 != NONE => known,
                                 _ => {

@@ -99,9 +99,10 @@ impl Layered {
         }
     }
 
-    /// An empty collection whose own entries go in `own` (emptied).
-    pub(crate) fn with_own(mut own: Map) -> Layered {
-        own.clear();
+    /// An empty collection whose own entries go in `own` (an emptied map
+    /// kept for its room).
+    pub(crate) fn with_own(own: Map) -> Layered {
+        debug_assert!(own.is_empty());
         Layered {
             base: None,
             own,

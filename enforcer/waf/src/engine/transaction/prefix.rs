@@ -249,8 +249,7 @@ fn folds(
             if in_run(phase, i) {
                 continue;
             }
-            let mut link = Some(&**rule);
-            while let Some(r) = link {
+            for r in rule.links() {
                 captures |= r.actions.capture;
                 for sv in r.actions.setvars.iter().filter(|s| s.collection == "TX") {
                     match &sv.compiled.key {
@@ -258,7 +257,6 @@ fn folds(
                         None => prefixes.push(literal_head(&sv.key)),
                     }
                 }
-                link = r.chained.as_deref();
             }
         }
     }
@@ -321,8 +319,7 @@ fn tx_selector_regexes(rs: &RulesetInner) -> Vec<Arc<KeyRegex>> {
     let mut out: Vec<Arc<KeyRegex>> = Vec::new();
     for item in rs.compiled.phases.iter().flatten() {
         let Item::Rule(rule) = item else { continue };
-        let mut link = Some(&**rule);
-        while let Some(r) = link {
+        for r in rule.links() {
             for t in r.targets.iter().filter(|t| t.variable == Variable::Tx) {
                 if let KeySelector::Regex(re) = &t.selector {
                     if !out.iter().any(|o| Arc::ptr_eq(o, re)) {
@@ -330,7 +327,6 @@ fn tx_selector_regexes(rs: &RulesetInner) -> Vec<Arc<KeyRegex>> {
                     }
                 }
             }
-            link = r.chained.as_deref();
         }
     }
     out
@@ -445,14 +441,7 @@ fn is_inert(rule: &Rule) -> bool {
                 )
             })
     };
-    let mut r = Some(rule);
-    while let Some(x) = r {
-        if !link(x) {
-            return false;
-        }
-        r = x.chained.as_deref();
-    }
-    true
+    rule.links().all(link)
 }
 
 /// Whether every macro of `text` expands to the same text in every
