@@ -251,3 +251,70 @@ fn arguments_limit_caps_parsed_arguments() {
     "#;
     assert_eq!(run(rules, &get("/?a=1&b=2&c=3&d=4")), (None, vec![]));
 }
+
+/// Skip checks keep one untransformed union per named member
+/// (`REQUEST_HEADERS:X-Data`) and per scalar, which serves the chains whose
+/// trigger bytes the values lack; the others are made from the values. Each
+/// rule must still see exactly what its own chain makes of its own member,
+/// in whatever order the rules ask.
+#[test]
+fn skip_checks_of_named_members_and_scalars() {
+    let rules = [
+        r#"SecRule REQUEST_HEADERS:X-Data "@contains secret" "id:20,phase:1,pass,t:base64Decode""#,
+        r#"SecRule REQUEST_HEADERS:X-Data "@contains secret" "id:21,phase:1,pass,t:none""#,
+        r#"SecRule REQUEST_HEADERS:X-Data "@contains secret" "id:22,phase:1,pass,t:urlDecodeUni,t:lowercase""#,
+        r#"SecRule REQUEST_HEADERS:X-Other "@contains secret" "id:23,phase:1,pass,t:base64Decode""#,
+        r#"SecRule REQUEST_HEADERS:X-Other "@contains secret" "id:24,phase:1,pass,t:length""#,
+        r#"SecRule REQUEST_FILENAME "@contains secret" "id:25,phase:1,pass,t:urlDecodeUni""#,
+        r#"SecRule REQUEST_FILENAME "@contains secret" "id:26,phase:1,pass,t:none""#,
+    ];
+    let req =
+        |uri: &'static str, data: Option<&'static str>| -> Vec<(&'static str, &'static str)> {
+            let mut h = vec![("Host", "example.com"), ("X-Other-Not", "c2VjcmV0")];
+            if let Some(d) = data {
+                h.push(("x-data", d));
+            }
+            let _ = uri;
+            h
+        };
+    let cases: [(&str, Option<&str>, &[i64]); 6] = [
+        ("/a", Some("c2VjcmV0"), &[20]),
+        ("/a", Some("SECRET"), &[22]),
+        ("/a", Some("sec%72et"), &[22]),
+        ("/a", Some("secret"), &[21, 22]),
+        ("/a", None, &[]),
+        ("/a/s%2565cret", None, &[25]),
+    ];
+    // Forward and reversed: the first rule to ask makes the member's
+    // untransformed union, under a chain with or without trigger bytes.
+    for order in [false, true] {
+        let mut list: Vec<&str> = rules.to_vec();
+        if order {
+            list.reverse();
+        }
+        let text = format!("SecRuleEngine On\n{}\n", list.join("\n"));
+        for (uri, data, want) in cases {
+            let headers = req(uri, data);
+            let r = Req {
+                method: "GET",
+                uri,
+                headers: &headers,
+                body: b"",
+            };
+            let (status, mut ids) = run(&text, &r);
+            ids.sort();
+            assert_eq!(status, None);
+            assert_eq!(ids, want, "{uri} {data:?} reversed={order}");
+        }
+    }
+    // The same value under an absent member and a present one.
+    let text = format!("SecRuleEngine On\n{}\n", rules.join("\n"));
+    let headers = [("Host", "example.com"), ("X-Other", "c2VjcmV0")];
+    let r = Req {
+        method: "GET",
+        uri: "/",
+        headers: &headers,
+        body: b"",
+    };
+    assert_eq!(run(&text, &r), (None, vec![23]));
+}

@@ -51,7 +51,11 @@ pub(crate) struct Compiled {
     pub phase_union_sources: [Vec<(UnionSource, Vec<u32>)>; 5],
     /// Per union id: what it is a union of.
     pub union_meta: Vec<UnionMeta>,
-    /// The distinct variables (with XML list) unions are made over.
+    /// The distinct sources unions are made over: a variable (with XML
+    /// list), or one named member of it (`REQUEST_HEADERS:User-Agent`), each
+    /// listed here by its variable. A transaction keeps each source's
+    /// untransformed union, which serves every chain whose trigger bytes its
+    /// values lack.
     pub union_sources: Vec<UnionSource>,
     /// Per phase, per item: where the loop goes on after the item's rule
     /// matched with `skipAfter` (the item after the first marker of that
@@ -81,11 +85,9 @@ pub(crate) type UnionSource = (Variable, variables::XmlList);
 pub(crate) struct UnionMeta {
     /// The transformation chain of its values.
     pub chain: u32,
-    /// Its variable, as an index in `Compiled::union_sources`.
+    /// Its source (variable or named member), as an index in
+    /// `Compiled::union_sources`.
     pub source: u16,
-    /// The values of one named member (`REQUEST_HEADERS:User-Agent`), not
-    /// of the whole variable.
-    pub member: bool,
 }
 
 /// The most transformations a multiMatch rule may have for a skip check: it
@@ -589,11 +591,12 @@ struct Builder<'a> {
     literals: Vec<(Vec<u8>, u32)>,
     /// (chain, union source, the member a target names) -> dense union id.
     unions: FxHashMap<(u32, u32, Option<Vec<u8>>), u32>,
-    /// Per union id: the index of its variable in `union_sources`, its
-    /// chain and whether it is a named member's.
+    /// Per union id: the index of its source in `union_sources` and its
+    /// chain.
     union_meta: Vec<UnionMeta>,
-    /// The distinct variables (with XML list) unions are made over.
-    union_sources: Vec<UnionSource>,
+    /// The distinct sources unions are made over (see
+    /// `Compiled::union_sources`), with the member a source names.
+    union_sources: Vec<(UnionSource, Option<Vec<u8>>)>,
     errors: Vec<CompileError>,
 }
 
@@ -787,10 +790,10 @@ impl Builder<'_> {
                 let next = self.unions.len() as u32;
                 let id = *self
                     .unions
-                    .entry((chain, union_source(t), member))
+                    .entry((chain, union_source(t), member.clone()))
                     .or_insert(next);
                 if id == next {
-                    let source = (t.variable, t.xml_list);
+                    let source = ((t.variable, t.xml_list), member);
                     let at = match self.union_sources.iter().position(|s| *s == source) {
                         Some(at) => at,
                         None => {
@@ -801,7 +804,6 @@ impl Builder<'_> {
                     self.union_meta.push(UnionMeta {
                         chain,
                         source: at as u16,
-                        member: matches!(t.selector, variables::KeySelector::Key(_)),
                     });
                 }
                 union_ids.push(id);
@@ -1069,7 +1071,7 @@ pub(crate) fn compile(
                 let Some(meta) = b.union_meta.get(u as usize) else {
                     continue;
                 };
-                let source = b.union_sources[usize::from(meta.source)];
+                let source = b.union_sources[usize::from(meta.source)].0;
                 match by_source.iter_mut().find(|(s, _)| *s == source) {
                     Some((_, ids)) if ids.contains(&u) => {}
                     Some((_, ids)) => ids.push(u),
@@ -1092,7 +1094,7 @@ pub(crate) fn compile(
         union_count: b.unions.len(),
         phase_union_sources,
         union_meta: b.union_meta,
-        union_sources: b.union_sources,
+        union_sources: b.union_sources.into_iter().map(|(s, _)| s).collect(),
         verdict_links: b.next_verdict as usize,
     })
 }

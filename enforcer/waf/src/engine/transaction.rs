@@ -216,6 +216,41 @@ const EMPTY: Cell = Cell {
     bits: NONE,
 };
 
+/// The untransformed union of a union source (a variable, or one named
+/// member of it) in a phase: the union of its values' bit sets, and the
+/// bytes they contain.
+#[derive(Clone, Copy)]
+struct RawUnion {
+    /// Offset of the bit set in `Memo::bitsets` (`NONE`: not made yet).
+    offset: u32,
+    /// The bytes the values contain.
+    bytes: ByteSet,
+    /// The source has no values (a named member the request lacks).
+    none: bool,
+}
+
+impl RawUnion {
+    const UNKNOWN: RawUnion = RawUnion {
+        offset: NONE,
+        bytes: [0; 4],
+        none: false,
+    };
+
+    /// Whether this is also the union after `chain`: there are no values,
+    /// there is no transformation, or the chain changes none of the values
+    /// but in ASCII case (they hold none of its trigger bytes).
+    #[inline]
+    fn serves(&self, chains: &ChainTable, chain: u32) -> bool {
+        self.none
+            || chain == 0
+            || chains
+                .triggers
+                .get(chain as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|t| disjoint(&self.bytes, t))
+    }
+}
+
 /// Per-transaction memo of transformation results and literal bit sets.
 ///
 /// Every stable value has a dense slot; a slot that is ever transformed gets
@@ -239,11 +274,11 @@ struct Memo {
     /// Union id (see `Rule::union_ids`) -> offset of the union bit set
     /// (`NONE`: not computed in this phase).
     unions: Vec<u32>,
-    /// Union source (see `compile::union_source`) -> the union of its
-    /// members' untransformed bit sets and of the bytes they contain, for
-    /// this phase. A chain whose trigger bytes none of the members holds
-    /// changes them at most in case, so its union is this one.
-    raw_unions: Vec<(u32, ByteSet)>,
+    /// Union source (`Compiled::union_sources`: a variable or one named
+    /// member) -> the union of its values' untransformed bit sets, for this
+    /// phase. A chain whose trigger bytes none of the values holds changes
+    /// them at most in case, so its union is this one.
+    raw_unions: Vec<RawUnion>,
     /// Emptied buffers of an earlier transaction, handed to the next one so
     /// that it does not grow new ones.
     spare: Spare,
@@ -725,22 +760,15 @@ impl Memo {
         union_id: u32,
     ) -> Option<u32> {
         let meta = compiled.union_meta.get(union_id as usize)?;
-        if meta.member || meta.chain == 0 {
+        let raw = self.raw_unions.get(usize::from(meta.source))?;
+        if raw.offset == NONE || !raw.serves(&compiled.chains, meta.chain) {
             return None;
         }
-        let &(raw, bytes) = self.raw_unions.get(usize::from(meta.source))?;
-        let triggers = compiled
-            .chains
-            .triggers
-            .get(meta.chain as usize)?
-            .as_ref()?;
-        if raw == NONE || !disjoint(&bytes, triggers) {
-            return None;
-        }
+        let offset = raw.offset;
         if let Some(slot) = self.unions.get_mut(union_id as usize) {
-            *slot = raw;
+            *slot = offset;
         }
-        Some(raw)
+        Some(offset)
     }
 
     /// Whether (slot, chain) is known to lack `bit` (computed earlier).
@@ -1812,7 +1840,7 @@ impl Transaction {
         self.memo.raw_unions.clear();
         self.memo
             .raw_unions
-            .resize(rs.compiled.union_sources.len(), (NONE, [0; 4]));
+            .resize(rs.compiled.union_sources.len(), RawUnion::UNKNOWN);
         self.zero_empty_unions(&rs, phase);
         let items = &rs.compiled.phases[phase as usize - 1];
         let jumps = &rs.compiled.skip_after[phase as usize - 1];
@@ -2834,50 +2862,72 @@ impl Transaction {
                 }
             }
             // Unions over variables without values were set to the empty bit
-            // set when the phase started (`zero_empty_unions`).
+            // set when the phase started (`zero_empty_unions`). The
+            // untransformed union of the target's source (made once per
+            // phase) serves most chains; the others are made here.
+            let source = meta.map_or(usize::MAX, |m| usize::from(m.source));
+            let known = memo.raw_unions.get(source).copied();
             let union = match stored.entry_lists(t.variable, t.xml_list) {
                 // A scalar (REQUEST_FILENAME): its bit set is its union.
                 None => match stored.scalars.get(&t.variable) {
-                    Some((raw, slot)) => memo.bits(rs, *slot, chain, raw),
+                    Some((raw, slot)) => {
+                        let raw_union = match known {
+                            Some(r) if r.offset != NONE => r,
+                            _ => {
+                                let offset = memo.bits(rs, *slot, 0, raw) as u32;
+                                let r = RawUnion {
+                                    offset,
+                                    bytes: memo.raw_bytes(*slot, raw),
+                                    none: false,
+                                };
+                                if let Some(at) = memo.raw_unions.get_mut(source) {
+                                    *at = r;
+                                }
+                                r
+                            }
+                        };
+                        if raw_union.serves(&rs.compiled.chains, chain) {
+                            raw_union.offset as usize
+                        } else {
+                            memo.bits(rs, *slot, chain, raw)
+                        }
+                    }
                     None => memo.zero_bits(words) as usize,
                 },
                 Some((lists, names)) => {
-                    let values = lists.into_iter().flatten().map(|e| {
-                        if names {
-                            (e.kslot, &e.key, &e.key)
-                        } else {
-                            (e.vslot, &e.value, &e.key)
-                        }
-                    });
-                    match rs.compiled.chains.triggers[chain as usize] {
-                        // One member (`REQUEST_HEADERS:User-Agent`): the union
-                        // of the values it selects.
-                        _ if matches!(t.selector, KeySelector::Key(_)) => {
-                            let selected = values.filter(|(_, _, key)| t.selector.matches(key));
-                            memo.union_of(rs, words, selected, chain).0 as usize
-                        }
-                        // Every member without the chain's trigger bytes (most
-                        // header values for the decoding chains): the
-                        // untransformed union.
-                        Some(triggers) if chain != 0 => {
-                            let source = meta.map_or(usize::MAX, |m| usize::from(m.source));
-                            let (raw_union, bytes) = match memo.raw_unions.get(source) {
-                                Some(&known) if known.0 != NONE => known,
-                                _ => {
-                                    let known = memo.union_of(rs, words, values.clone(), 0);
-                                    if let Some(slot) = memo.raw_unions.get_mut(source) {
-                                        *slot = known;
-                                    }
-                                    known
-                                }
-                            };
-                            if disjoint(&bytes, &triggers) {
-                                raw_union as usize
+                    let member = matches!(t.selector, KeySelector::Key(_));
+                    let values = lists
+                        .into_iter()
+                        .flatten()
+                        .filter(|e| !member || t.selector.matches(&e.key))
+                        .map(|e| {
+                            if names {
+                                (e.kslot, &e.key, &e.key)
                             } else {
-                                memo.union_of(rs, words, values, chain).0 as usize
+                                (e.vslot, &e.value, &e.key)
                             }
+                        });
+                    let raw_union = match known {
+                        Some(r) if r.offset != NONE => r,
+                        _ => {
+                            let mut count = 0usize;
+                            let counted = values.clone().inspect(|_| count += 1);
+                            let (offset, bytes) = memo.union_of(rs, words, counted, 0);
+                            let r = RawUnion {
+                                offset,
+                                bytes,
+                                none: count == 0,
+                            };
+                            if let Some(at) = memo.raw_unions.get_mut(source) {
+                                *at = r;
+                            }
+                            r
                         }
-                        _ => memo.union_of(rs, words, values, chain).0 as usize,
+                    };
+                    if raw_union.serves(&rs.compiled.chains, chain) {
+                        raw_union.offset as usize
+                    } else {
+                        memo.union_of(rs, words, values, chain).0 as usize
                     }
                 }
             };
