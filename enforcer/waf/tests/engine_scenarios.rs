@@ -268,15 +268,13 @@ fn skip_checks_of_named_members_and_scalars() {
         r#"SecRule REQUEST_FILENAME "@contains secret" "id:25,phase:1,pass,t:urlDecodeUni""#,
         r#"SecRule REQUEST_FILENAME "@contains secret" "id:26,phase:1,pass,t:none""#,
     ];
-    let req =
-        |uri: &'static str, data: Option<&'static str>| -> Vec<(&'static str, &'static str)> {
-            let mut h = vec![("Host", "example.com"), ("X-Other-Not", "c2VjcmV0")];
-            if let Some(d) = data {
-                h.push(("x-data", d));
-            }
-            let _ = uri;
-            h
-        };
+    let headers_with = |data: Option<&'static str>| {
+        let mut h = vec![("Host", "example.com"), ("X-Other-Not", "c2VjcmV0")];
+        if let Some(d) = data {
+            h.push(("x-data", d));
+        }
+        h
+    };
     let cases: [(&str, Option<&str>, &[i64]); 6] = [
         ("/a", Some("c2VjcmV0"), &[20]),
         ("/a", Some("SECRET"), &[22]),
@@ -294,7 +292,7 @@ fn skip_checks_of_named_members_and_scalars() {
         }
         let text = format!("SecRuleEngine On\n{}\n", list.join("\n"));
         for (uri, data, want) in cases {
-            let headers = req(uri, data);
+            let headers = headers_with(data);
             let r = Req {
                 method: "GET",
                 uri,
