@@ -25,8 +25,12 @@ rounds (default 3), in alternating order, and each request's time is the
 median of its rounds for that engine; the table and ratios use those, and
 the ratio of every round on its own is printed as well.
 
+`--pgo` adds a fourth engine: `palisade` built by scripts/pgo-build
+(profile-guided optimisation, trained on other generated requests and the
+CRS regression suite), so that it runs beside the plain release build.
+
 Usage: integration/bench/waf_bench.py [--count N] [--rounds R] [--no-build]
-                                      [--markdown FILE]
+                                      [--pgo] [--markdown FILE]
 """
 import argparse
 import json
@@ -83,6 +87,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--markdown", help="append a results table to this file")
+    ap.add_argument("--pgo", action="store_true",
+                    help="also measure the profile-guided build of scripts/pgo-build "
+                         "(built unless --no-build; PALISADE_PGO_DIR, default target/pgo)")
     args = ap.parse_args()
 
     python = os.environ.get("PALISADE_PYTHON") or os.path.join(ROOT, ".tools", "venv", "bin", "python")
@@ -90,6 +97,11 @@ def main():
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "palisade-cli"], cwd=ROOT, check=True)
     target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
     palisade = os.path.join(target, "release", "palisade")
+    pgo_dir = os.environ.get("PALISADE_PGO_DIR") or os.path.join(ROOT, "target", "pgo")
+    if args.pgo and not args.no_build:
+        subprocess.run([os.path.join(ROOT, "scripts", "pgo-build")], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+    palisade_pgo = os.path.join(pgo_dir, "release", "palisade")
 
     def corpus(seed):
         out = subprocess.run([sys.executable, os.path.join(ROOT, "integration", "corpus", "generate.py"),
@@ -123,6 +135,7 @@ def main():
         engines = [
             ("Palisade", [palisade, "eval", "--ruleset", rs]),
             ("Palisade, no verdict cache", [palisade, "eval", "--no-verdict-cache", "--ruleset", rs]),
+        ] + ([("Palisade, PGO build", [palisade_pgo, "eval", "--ruleset", rs])] if args.pgo else []) + [
             ("ModSecurity v3.0.15",
              [python, os.path.join(ROOT, "integration", "modsec", "modsec_eval.py"), "--ruleset", rs]),
         ]
@@ -144,6 +157,9 @@ def main():
     pal = per_request_median("Palisade")
     pal_nc = per_request_median("Palisade, no verdict cache")
     msc = per_request_median("ModSecurity v3.0.15")
+    variants = [("Palisade", pal), ("Palisade, no verdict cache", pal_nc)]
+    if args.pgo:
+        variants.append(("Palisade, PGO build", per_request_median("Palisade, PGO build")))
 
     def stats(rows, pred=lambda r: True):
         v = [r["eval_us"] for r, q in zip(rows, requests) if pred(q)]
@@ -155,19 +171,17 @@ def main():
     results = {}
     for label, pred in [("all", lambda q: True), ("benign", lambda q: not q["attack"]),
                         ("attack", lambda q: q["attack"])]:
-        for name, rows in [("Palisade", pal), ("Palisade, no verdict cache", pal_nc),
-                           ("ModSecurity v3.0.15", msc)]:
+        for name, rows in variants + [("ModSecurity v3.0.15", msc)]:
             med, p99, n = stats(rows, pred)
             results[(label, name)] = (med, p99)
             lines.append("| %s | %s | %.1f | %.1f | %d |" % (label, name, med, p99, n))
     ratio_lines = []
     for r in range(len(rounds["Palisade"])):
         med = {name: statistics.median(x["eval_us"] for x in runs[r]) for name, runs in rounds.items()}
-        ratio_lines.append("- round %d, all: Palisade %.1f µs, no cache %.1f µs, ModSecurity %.1f µs: %.1fx (%.1fx without the cache)" % (
-            r + 1, med["Palisade"], med["Palisade, no verdict cache"], med["ModSecurity v3.0.15"],
-            med["ModSecurity v3.0.15"] / med["Palisade"],
-            med["ModSecurity v3.0.15"] / med["Palisade, no verdict cache"]))
-    for engine in ["Palisade", "Palisade, no verdict cache"]:
+        m = med["ModSecurity v3.0.15"]
+        ratio_lines.append("- round %d, all: ModSecurity %.1f µs; %s" % (r + 1, m, "; ".join(
+            "%s %.1f µs: %.1fx" % (name, med[name], m / med[name]) for name, _ in variants)))
+    for engine, _ in variants:
         for label in ["all", "benign", "attack"]:
             pm, pp = results[(label, engine)]
             mm, mp = results[(label, "ModSecurity v3.0.15")]
@@ -177,9 +191,11 @@ def main():
         [(a["status"], sorted(a["rule_ids"]), a["anomaly_score"]) for a in runs[0]]
         == [(a["status"], sorted(a["rule_ids"]), a["anomaly_score"]) for a in other]
         for runs in rounds.values() for other in runs[1:])
-    same_without = sum(1 for a, b in zip(pal, pal_nc)
-                       if (a["status"], sorted(a["rule_ids"]), a["anomaly_score"])
-                       == (b["status"], sorted(b["rule_ids"]), b["anomaly_score"]))
+    def same(x, y):
+        return sum(1 for a, b in zip(x, y)
+                   if (a["status"], sorted(a["rule_ids"]), a["anomaly_score"])
+                   == (b["status"], sorted(b["rule_ids"]), b["anomaly_score"]))
+    same_without = same(pal, pal_nc)
     agree = sum(1 for a, b in zip(pal, msc) if (a["status"] == 403) == (b["status"] == 403))
     same_ids = sum(1 for a, b in zip(pal, msc) if sorted(a["rule_ids"]) == sorted(b["rule_ids"]))
     blocked = sum(1 for a in pal if a["status"] == 403)
@@ -188,6 +204,8 @@ def main():
         "CRS compile (palisade lint, whole process): %.2f s, max RSS %.1f MB" % (lint_s, lint_rss_mb),
         "decisions agree with ModSecurity: %d/%d; identical rule id sets: %d/%d" % (agree, len(pal), same_ids, len(pal)),
         "Palisade with and without the verdict cache: identical results %d/%d" % (same_without, len(pal)),
+    ] + ["Palisade, plain and PGO builds: identical results %d/%d" % (same(pal, variants[2][1]), len(pal))
+         for _ in variants[2:]] + [
         "every round of each engine gave the same results: %s (%d rounds; times: per request, the median of its rounds)" % (
             "yes" if stable else "NO", len(rounds["Palisade"])),
         "Palisade blocked %d/%d (attacks in corpus: %d; benign blocked: %d)" % (
