@@ -98,6 +98,37 @@ pub(crate) struct RulesetInner {
 impl RulesetInner {
     /// A compiled ruleset without its static prefix, with an empty verdict
     /// cache.
+    /// Gives the links that are pure once frozen TX holds (`links`: phase
+    /// index, item, depth in the chain) verdict bits of their own, and
+    /// makes the verdict cache for the larger set of links.
+    fn add_frozen_verdicts(&mut self, links: Vec<(usize, usize, usize)>) {
+        if links.is_empty() {
+            return;
+        }
+        let mut next = self.compiled.verdict_links as u32;
+        for (phase, item, depth) in links {
+            let Some(rule::Item::Rule(rule)) = self.compiled.phases[phase].get_mut(item) else {
+                continue;
+            };
+            // Nothing else holds the rule yet (a shared one is left alone).
+            let mut link = Arc::get_mut(rule);
+            for _ in 0..depth {
+                link = link.and_then(|r| r.chained.as_deref_mut());
+            }
+            if let Some(link) = link.filter(|l| l.verdict_bit.is_none()) {
+                link.verdict_bit = Some(next);
+                link.verdict_frozen = true;
+                next += 1;
+            }
+        }
+        self.compiled.verdict_links = next as usize;
+        self.verdicts = verdicts::VerdictCache::new(
+            self.compiled.verdict_links,
+            self.compiled.chains.len(),
+            self.compiled.literals.as_ref().map_or(0, |l| l.words),
+        );
+    }
+
     pub(crate) fn new(compiled: compile::Compiled) -> RulesetInner {
         let verdicts = verdicts::VerdictCache::new(
             compiled.verdict_links,
@@ -154,9 +185,12 @@ impl Ruleset {
         let compiled =
             compile::compile(directives, source).map_err(|errors| LoadError { errors })?;
         let mut inner = Arc::new(RulesetInner::new(compiled));
-        let prefix = transaction::prefix::Prefix::evaluate(Arc::clone(&inner));
+        let mut prefix = transaction::prefix::Prefix::evaluate(Arc::clone(&inner));
         if let Some(inner) = Arc::get_mut(&mut inner) {
             // The evaluating transaction is gone: this is the only handle.
+            if let Some(p) = &mut prefix {
+                inner.add_frozen_verdicts(p.take_frozen_pure());
+            }
             inner.prefix = prefix;
         }
         Ok(Ruleset { inner })
@@ -239,6 +273,7 @@ impl Ruleset {
             rules: c.rule_count,
             transformation_chains: c.chain_count as usize,
             prefiltered_rules: c.prefiltered_rules,
+            verdict_links: c.verdict_links,
         }
     }
 
@@ -278,6 +313,9 @@ pub struct RulesetStats {
     pub transformation_chains: usize,
     /// Rules and chain links whose operator is guarded by a literal prefilter.
     pub prefiltered_rules: usize,
+    /// Rule links whose misses the verdict cache remembers: pure operators,
+    /// and operators whose argument reads only frozen TX.
+    pub verdict_links: usize,
 }
 
 /// What the engine decided to do with the request.

@@ -94,6 +94,14 @@ pub trait Operator: Send + Sync + fmt::Debug {
     fn is_pure(&self) -> bool {
         false
     }
+
+    /// The operator's argument, when it holds macros and is all that keeps
+    /// the operator from being pure: with the macros' values fixed (TX
+    /// variables no rule can change any more, see `transaction::prefix`),
+    /// the result depends on the input alone.
+    fn argument_macros(&self) -> Option<&MacroText> {
+        None
+    }
 }
 
 /// Literals at least one of which occurs in any matching input.

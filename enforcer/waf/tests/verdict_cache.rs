@@ -7,6 +7,8 @@ use palisade_waf::Ruleset;
 const RULES: &str = r#"
 SecRuleEngine On
 SecRequestBodyAccess On
+# Static defaults: TX that no later rule writes is frozen once they ran.
+SecAction "id:900,phase:1,pass,nolog,setvar:tx.allowed=GET HEAD,setvar:tx.limit=5,setvar:tx.mutable=abc"
 # Pure operators: their misses may be remembered.
 SecRule ARGS|REQUEST_HEADERS "@rx (?i)union\s+select" "id:1,phase:1,pass,log,t:none,t:urlDecodeUni"
 SecRule ARGS_NAMES|REQUEST_COOKIES_NAMES "@pm secret token" "id:2,phase:1,pass,log,t:lowercase"
@@ -15,6 +17,12 @@ SecRule REQUEST_HEADERS:User-Agent "@detectSQLi" "id:4,phase:1,pass,log"
 # Not pure: the argument names a TX variable the request sets.
 SecRule ARGS:mode "@rx ^(.*)$" "id:10,phase:1,pass,nolog,capture,setvar:tx.expected=%{tx.1}"
 SecRule ARGS:echo "@streq %{tx.expected}" "id:11,phase:1,pass,log"
+# Arguments reading frozen TX only: pure in a transaction once it holds.
+SecRule REQUEST_METHOD "!@within %{tx.allowed}" "id:30,phase:1,pass,log"
+SecRule ARGS "@gt %{tx.limit}" "id:31,phase:1,pass,log,t:length"
+# tx.mutable is written below: not frozen, evaluated every time.
+SecRule ARGS:mode "@rx ^z" "id:33,phase:1,pass,nolog,setvar:tx.mutable=hello"
+SecRule ARGS:q "@streq %{tx.mutable}" "id:32,phase:1,pass,log"
 # A chain whose second link is pure and reads a captured value.
 SecRule ARGS:x "@rx ^(\w+)$" "id:20,phase:1,pass,log,capture,chain"
     SecRule TX:1 "@within alpha beta" "t:none"
@@ -80,11 +88,15 @@ fn results_do_not_depend_on_the_cache() {
         assert_eq!(r[0], Vec::<i64>::new(), "round {round}");
         assert_eq!(r[1], vec![11], "macro argument: tx.expected = b");
         assert_eq!(r[2], vec![2, 11], "cookie name token; echo = mode");
-        assert_eq!(r[3], vec![1]);
+        assert_eq!(r[3], vec![1, 31], "14 bytes > tx.limit");
         assert_eq!(r[4], vec![4, 20]);
-        assert_eq!(r[5], vec![3], "uppercase and '!' fail the negated class");
+        assert_eq!(
+            r[5],
+            vec![3, 31],
+            "uppercase and '!' fail the negated class"
+        );
         assert_eq!(r[6], vec![2, 20]);
-        assert_eq!(r[7], vec![4, 11]);
+        assert_eq!(r[7], vec![4, 11, 32], "tx.mutable = hello = q");
     }
 }
 
@@ -115,4 +127,30 @@ fn threads_sharing_the_cache_get_the_same_results() {
             }
         }
     });
+}
+
+/// Links whose argument reads only TX the static rules leave and no other
+/// rule writes get verdict bits; one reading written TX does not.
+#[test]
+fn arguments_reading_frozen_tx_count_as_pure() {
+    let with = Ruleset::from_text(RULES).expect("compiles");
+    let without_30_31 = RULES
+        .lines()
+        .filter(|l| !l.contains("id:30,") && !l.contains("id:31,"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let without = Ruleset::from_text(&without_30_31).expect("compiles");
+    assert_eq!(
+        with.stats().verdict_links,
+        without.stats().verdict_links + 2
+    );
+    // Rule 32 is evaluated in every transaction: its answer changes with
+    // tx.mutable (rounds() checks it matches only where mode starts with z).
+    let without_32 = RULES
+        .lines()
+        .filter(|l| !l.contains("id:32,"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let rs = Ruleset::from_text(&without_32).expect("compiles");
+    assert_eq!(with.stats().verdict_links, rs.stats().verdict_links);
 }

@@ -864,6 +864,7 @@ impl Builder<'_> {
             chain_id,
             prefilter_bit,
             verdict_bit,
+            verdict_frozen: false,
             union_skippable,
             stored_targets,
             union_ids,

@@ -126,8 +126,12 @@ pub(crate) struct Rule {
     /// of its chain, for multiMatch).
     pub union_skippable: bool,
     /// This link's bit in the verdict cache, when its operator is pure (see
-    /// `verdicts`).
+    /// `verdicts`), or pure once frozen TX holds (`verdict_frozen`).
     pub verdict_bit: Option<u32>,
+    /// The operator's argument reads only frozen TX (`@within
+    /// %{tx.allowed_methods}`): `verdict_bit` applies in a transaction that
+    /// applied the last static run (see `transaction::prefix`).
+    pub verdict_frozen: bool,
     /// Every target reads stored values with stable slots (no TX,
     /// MATCHED_VARS, counts, XPath selections): the transaction evaluates
     /// them straight from its stored lists, without collecting them first.

@@ -2014,7 +2014,7 @@ impl Transaction {
             // Values this link is known to miss (most values of a request
             // that recur) are passed over first, before anything else is
             // looked at.
-            let verdict_bit = rule.verdict_bit.filter(|_| self.rs.verdicts.enabled());
+            let verdict_bit = self.verdict_bit(rule);
             for t in &rule.targets {
                 let var = t.variable;
                 match stored.entry_lists(var, t.xml_list) {
@@ -2140,10 +2140,7 @@ impl Transaction {
         v: ValRef<'_>,
         capture: bool,
     ) -> bool {
-        let Some(bit) = rule
-            .verdict_bit
-            .filter(|_| v.slot != NO_SLOT && self.rs.verdicts.enabled())
-        else {
+        let Some(bit) = self.verdict_bit(rule).filter(|_| v.slot != NO_SLOT) else {
             return self.eval_value_now(rule, op, v, capture);
         };
         if self
@@ -2159,6 +2156,15 @@ impl Transaction {
             }
         }
         hit
+    }
+
+    /// The verdict cache bit of `rule` in this transaction: the link's bit
+    /// while the cache is on, if its operator is pure, or pure once frozen
+    /// TX holds and it does.
+    #[inline]
+    fn verdict_bit(&self, rule: &Rule) -> Option<u32> {
+        rule.verdict_bit
+            .filter(|_| self.rs.verdicts.enabled() && (self.frozen_tx || !rule.verdict_frozen))
     }
 
     /// Transforms one value as the rule says and evaluates the operator on it

@@ -67,6 +67,14 @@ impl StringArg {
         }
     }
 
+    /// The macro text, if the argument holds a macro.
+    pub(crate) fn macros(&self) -> Option<&MacroText> {
+        match self {
+            StringArg::Literal(_) => None,
+            StringArg::Macro(text) => Some(text),
+        }
+    }
+
     /// The literal bytes, if the argument holds no macro.
     pub(crate) fn literal(&self) -> Option<&[u8]> {
         match self {

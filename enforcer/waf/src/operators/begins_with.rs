@@ -27,6 +27,10 @@ impl Operator for BeginsWith {
         self.arg.literal().is_some()
     }
 
+    fn argument_macros(&self) -> Option<&crate::macros::MacroText> {
+        self.arg.macros()
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         let starts = |input: &[u8], prefix: &[u8]| input.starts_with(prefix);
         self.arg

@@ -28,6 +28,10 @@ impl Operator for Contains {
         self.needle.is_literal()
     }
 
+    fn argument_macros(&self) -> Option<&crate::macros::MacroText> {
+        self.needle.arg().macros()
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         self.needle.evaluate(cx, input, Record::Argument)
     }

@@ -55,6 +55,10 @@ impl Operator for ContainsWord {
         self.arg.literal().is_some()
     }
 
+    fn argument_macros(&self) -> Option<&crate::macros::MacroText> {
+        self.arg.macros()
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         self.arg.evaluate(
             cx,

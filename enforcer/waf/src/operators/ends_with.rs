@@ -27,6 +27,10 @@ impl Operator for EndsWith {
         self.arg.literal().is_some()
     }
 
+    fn argument_macros(&self) -> Option<&crate::macros::MacroText> {
+        self.arg.macros()
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         let ends = |input: &[u8], suffix: &[u8]| input.ends_with(suffix);
         self.arg

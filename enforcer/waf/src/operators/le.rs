@@ -31,6 +31,10 @@ impl Operator for Le {
         matches!(self.arg, NumericArg::Literal(_))
     }
 
+    fn argument_macros(&self) -> Option<&crate::macros::MacroText> {
+        self.arg.macros()
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         Parse::Atoll.parse(input) <= self.arg.value(cx, Parse::Atoll)
     }

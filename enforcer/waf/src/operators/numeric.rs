@@ -94,6 +94,14 @@ pub(crate) enum NumericArg {
 }
 
 impl NumericArg {
+    /// The macro text, if the argument holds a macro.
+    pub(crate) fn macros(&self) -> Option<&crate::macros::MacroText> {
+        match self {
+            NumericArg::Literal(_) => None,
+            NumericArg::Macro(arg) => arg.macros(),
+        }
+    }
+
     pub(crate) fn parse(argument: &str, parse: Parse) -> NumericArg {
         let arg = StringArg::parse(argument);
         match arg.literal() {

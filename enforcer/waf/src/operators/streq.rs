@@ -27,6 +27,10 @@ impl Operator for StrEq {
         self.arg.literal().is_some()
     }
 
+    fn argument_macros(&self) -> Option<&crate::macros::MacroText> {
+        self.arg.macros()
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         let equal = |input: &[u8], text: &[u8]| input == text;
         self.arg

@@ -28,6 +28,10 @@ impl Operator for Within {
         self.arg.literal().is_some()
     }
 
+    fn argument_macros(&self) -> Option<&crate::macros::MacroText> {
+        self.arg.macros()
+    }
+
     fn evaluate(&self, cx: &mut dyn OperatorContext, input: &[u8]) -> bool {
         self.arg
             .evaluate(cx, input, Empty::InputMatches, Record::Input, occurs_in)

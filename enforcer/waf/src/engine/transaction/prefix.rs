@@ -55,6 +55,10 @@ pub(crate) struct Prefix {
     /// Per phase, per item: what a rule reading frozen TX gives (empty
     /// when no rule does).
     folds: Vec<Vec<Fold>>,
+    /// Rule links (phase index, item, depth in the chain) without a verdict
+    /// bit whose operator argument expands only frozen TX: pure in a
+    /// transaction that applied the last run (`Rule::verdict_frozen`).
+    frozen_pure: Vec<(usize, usize, usize)>,
 }
 
 /// The answer of a rule's first link that reads one frozen TX variable.
@@ -152,8 +156,12 @@ impl Prefix {
         }
         runs.retain(|r| r.end > r.start);
         let last = runs.last()?;
-        let folds = folds(&rs, &runs, last.tx.map(), &mut tx);
-        Some(Prefix { runs, folds })
+        let (folds, frozen_pure) = folds(&rs, &runs, last.tx.map(), &mut tx);
+        Some(Prefix {
+            runs,
+            folds,
+            frozen_pure,
+        })
     }
 
     /// Whether `k` is the last run (once it is applied, frozen TX holds).
@@ -164,6 +172,10 @@ impl Prefix {
 
     /// The folds of the items of `phase` (1-5).
     #[inline]
+    pub(crate) fn take_frozen_pure(&mut self) -> Vec<(usize, usize, usize)> {
+        std::mem::take(&mut self.frozen_pure)
+    }
+
     pub(super) fn folds(&self, phase: u8) -> &[Fold] {
         usize::from(phase)
             .checked_sub(1)
@@ -230,13 +242,14 @@ impl Prefix {
 /// The folds of every phase: for each rule whose first link reads one TX
 /// variable that `frozen_tx` (the TX the last run leaves) holds and nothing
 /// outside the runs writes, with a pure operator and no capture, whether
-/// that link matches. `tx` evaluates the operators.
+/// that link matches. `tx` evaluates the operators. Also the links that
+/// are pure once frozen TX holds (see `Prefix::frozen_pure`).
 fn folds(
     rs: &RulesetInner,
     runs: &[Run],
     frozen_tx: &layered::Map,
     tx: &mut Transaction,
-) -> Vec<Vec<Fold>> {
+) -> (Vec<Vec<Fold>>, Vec<(usize, usize, usize)>) {
     let in_run =
         |phase: usize, i: usize| phase == 0 && runs.iter().any(|r| (r.start..r.end).contains(&i));
     // What the rules a transaction evaluates may write in TX.
@@ -266,6 +279,31 @@ fn folds(
             || (captures && is_capture_key(key));
         frozen_tx.contains_key(key) && !may_be_written
     };
+    let mut frozen_pure = Vec::new();
+    for (phase, items) in rs.compiled.phases.iter().enumerate() {
+        for (i, item) in items.iter().enumerate() {
+            let Item::Rule(rule) = item else { continue };
+            if in_run(phase, i) {
+                continue;
+            }
+            for (depth, link) in rule.links().enumerate() {
+                let Some(text) = link.operator.as_ref().and_then(|o| o.op.argument_macros()) else {
+                    continue;
+                };
+                let reads_frozen = |part: &MacroPart| match part {
+                    MacroPart::Literal(_) => true,
+                    MacroPart::Variable {
+                        collection,
+                        key: Some(key),
+                    } => collection == "TX" && frozen(key.as_bytes()),
+                    MacroPart::Variable { .. } => false,
+                };
+                if link.verdict_bit.is_none() && text.parts().iter().all(reads_frozen) {
+                    frozen_pure.push((phase, i, depth));
+                }
+            }
+        }
+    }
     let mut any = false;
     let folds = rs
         .compiled
@@ -306,11 +344,8 @@ fn folds(
                 .collect()
         })
         .collect();
-    if any {
-        folds
-    } else {
-        Vec::new()
-    }
+    let folds = if any { folds } else { Vec::new() };
+    (folds, frozen_pure)
 }
 
 /// The selector regexes the rules apply to TX (`TX:/^header_name_/`), each
