@@ -101,7 +101,7 @@ impl RulesetInner {
     /// Gives the links that are pure once frozen TX holds (`links`: phase
     /// index, item, depth in the chain) verdict bits of their own, and
     /// makes the verdict cache for the larger set of links.
-    fn add_frozen_verdicts(&mut self, links: Vec<(usize, usize, usize)>) {
+    fn add_frozen_verdicts(&mut self, links: Vec<transaction::prefix::LinkAt>) {
         if links.is_empty() {
             return;
         }

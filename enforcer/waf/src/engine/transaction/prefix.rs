@@ -48,6 +48,9 @@ use super::*;
 use crate::macros::MacroPart;
 use crate::variables::KeyRegex;
 
+/// A rule link: phase index, item in the phase, depth in the chain.
+pub(crate) type LinkAt = (usize, usize, usize);
+
 /// The runs of static rules in phase 1 and the state each leaves.
 #[derive(Debug)]
 pub(crate) struct Prefix {
@@ -58,7 +61,7 @@ pub(crate) struct Prefix {
     /// Rule links (phase index, item, depth in the chain) without a verdict
     /// bit whose operator argument expands only frozen TX: pure in a
     /// transaction that applied the last run (`Rule::verdict_frozen`).
-    frozen_pure: Vec<(usize, usize, usize)>,
+    frozen_pure: Vec<LinkAt>,
 }
 
 /// The answer of a rule's first link that reads one frozen TX variable.
@@ -172,7 +175,7 @@ impl Prefix {
 
     /// The folds of the items of `phase` (1-5).
     #[inline]
-    pub(crate) fn take_frozen_pure(&mut self) -> Vec<(usize, usize, usize)> {
+    pub(crate) fn take_frozen_pure(&mut self) -> Vec<LinkAt> {
         std::mem::take(&mut self.frozen_pure)
     }
 
@@ -249,7 +252,7 @@ fn folds(
     runs: &[Run],
     frozen_tx: &layered::Map,
     tx: &mut Transaction,
-) -> (Vec<Vec<Fold>>, Vec<(usize, usize, usize)>) {
+) -> (Vec<Vec<Fold>>, Vec<LinkAt>) {
     let in_run =
         |phase: usize, i: usize| phase == 0 && runs.iter().any(|r| (r.start..r.end).contains(&i));
     // What the rules a transaction evaluates may write in TX.
