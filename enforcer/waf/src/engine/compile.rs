@@ -736,12 +736,12 @@ impl Builder<'_> {
         let union_skippable = prefilter_bit.is_some()
             && stored_targets
             && (!actions.multi_match || transformations.len() <= MULTI_MATCH_UNION_STEPS);
-        // One `TX:key` target, no transformation, exclusion or multiMatch:
-        // the transaction evaluates it with one look-up (the paranoia-level
-        // gates and anomaly-score rules of the CRS).
+        // One `TX:key` (or `&TX:key`) target, no transformation, exclusion
+        // or multiMatch: the transaction evaluates it with one look-up (the
+        // paranoia-level gates, anomaly-score rules and `&TX:max_num_args`
+        // checks of the CRS).
         let tx_target = match targets.as_slice() {
             [t] if t.variable == Variable::Tx
-                && !t.count
                 && exclusions.is_empty()
                 && transformations.is_empty()
                 && !actions.multi_match
@@ -750,11 +750,15 @@ impl Builder<'_> {
                 match &t.selector {
                     variables::KeySelector::Key(k) => {
                         let key: Arc<[u8]> = Arc::from(k.to_ascii_lowercase());
-                        let mut name = b"TX:".to_vec();
-                        name.extend_from_slice(String::from_utf8_lossy(&key).as_bytes());
+                        let mut name = b"TX".to_vec();
+                        if !t.count {
+                            name.push(b':');
+                            name.extend_from_slice(String::from_utf8_lossy(&key).as_bytes());
+                        }
                         Some(TxTarget {
                             key,
                             name: Arc::from(name),
+                            count: t.count,
                         })
                     }
                     _ => None,

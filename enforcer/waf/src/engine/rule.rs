@@ -95,8 +95,10 @@ pub(crate) struct LiteralPrefilter {
 pub(crate) struct TxTarget {
     /// The key, lowercased (TX keys are stored lowercased).
     pub key: Arc<[u8]>,
-    /// MATCHED_VAR_NAME when it matches (`TX:key`).
+    /// MATCHED_VAR_NAME when it matches (`TX:key`; `TX` for a count).
     pub name: Arc<[u8]>,
+    /// `&TX:key`: the value is the number of such variables (0 or 1).
+    pub count: bool,
 }
 
 /// One rule (or one link of a chain).
@@ -142,8 +144,8 @@ pub(crate) struct Rule {
     /// chain and then one for each shorter prefix of it, down to no
     /// transformation (entry `k` is for target `k % targets.len()`).
     pub union_ids: Box<[u32]>,
-    /// For a rule whose only target is `TX:key` (no transformation,
-    /// exclusion, count or multiMatch): the lowercased key and the
+    /// For a rule whose only target is `TX:key` or `&TX:key` (no
+    /// transformation, exclusion or multiMatch): the lowercased key and the
     /// MATCHED_VAR_NAME (`TX:key`), so the transaction evaluates it with one
     /// look-up instead of collecting values.
     pub tx_target: Option<TxTarget>,

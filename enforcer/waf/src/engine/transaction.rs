@@ -1989,7 +1989,7 @@ impl Transaction {
             }
         }
         if let (Some(tx_target), true) = (&rule.tx_target, runtime.is_empty()) {
-            return self.eval_tx_target(rule, op, &tx_target.key, &tx_target.name);
+            return self.eval_tx_target(rule, op, tx_target);
         }
         let skip = if rule.actions.multi_match {
             None
@@ -2107,17 +2107,20 @@ impl Transaction {
     }
 
     /// [`Transaction::eval_rule`] for a rule whose only target is `TX:key`
-    /// (`Rule::tx_target`): the same steps as collecting that one value and
-    /// [`Transaction::try_value`], without building a value list or the
-    /// variable name.
+    /// or `&TX:key` (`Rule::tx_target`): the same steps as collecting that
+    /// one value and [`Transaction::try_value`], without building a value
+    /// list or the variable name.
     fn eval_tx_target(
         &mut self,
         rule: &Rule,
         op: &CompiledOperator,
-        key: &[u8],
-        name: &Bytes,
+        target: &super::rule::TxTarget,
     ) -> bool {
-        let value = self.tx.get(key).cloned();
+        let value = if target.count {
+            Some(int_value(i64::from(self.tx.contains_key(&target.key))))
+        } else {
+            self.tx.get(&target.key[..]).cloned()
+        };
         let hit = value.as_ref().is_some_and(|value| {
             op.prefilter.as_ref().is_none_or(|pf| pf.may_match(value))
                 && self.operator_hit(op, value, rule.actions.capture)
@@ -2126,7 +2129,12 @@ impl Transaction {
             self.clear_matched();
             return false;
         };
-        self.record_match(rule, MatchedName::Text(Arc::clone(name)), value);
+        let name = if target.count {
+            MatchedName::Var(Variable::Tx)
+        } else {
+            MatchedName::Text(Arc::clone(&target.name))
+        };
+        self.record_match(rule, name, value);
         self.eval_chained(rule)
     }
 
@@ -3470,6 +3478,12 @@ SecAction "id:4,phase:1,pass,nolog,setvar:tx.methods=GET HEAD"
 SecRule REQUEST_METHOD "@within %{tx.methods}" \
     "id:5,phase:1,pass,nolog,setvar:tx.m=%{MATCHED_VAR},setvar:tx.mn=%{MATCHED_VAR_NAME}"
 SecRule REQUEST_METHOD "@within %{tx.nothing}" "id:6,phase:1,pass,nolog,setvar:tx.never=1"
+# Counts of TX after the static rules: tx.a is frozen (answered when the
+# ruleset is built), tx.m is written by rule 5 (counted per transaction).
+SecRule &TX:a "@eq 1" \
+    "id:7,phase:1,pass,nolog,setvar:tx.count_name=%{MATCHED_VAR_NAME},setvar:tx.count_value=%{MATCHED_VAR}"
+SecRule &TX:m "@eq 1" "id:8,phase:1,pass,nolog,setvar:tx.count_m=%{MATCHED_VAR_NAME}:%{MATCHED_VAR}"
+SecRule &TX:never "@eq 1" "id:9,phase:1,pass,nolog,setvar:tx.count_never=1"
 "#;
         let tx = phase1(rules, &[("Host", "example.com")]);
         // (key, value; None: unset)
@@ -3497,6 +3511,10 @@ SecRule REQUEST_METHOD "@within %{tx.nothing}" "id:6,phase:1,pass,nolog,setvar:t
             ("m", Some("GET")),
             ("mn", Some("REQUEST_METHOD")),
             ("never", None),
+            ("count_name", Some("TX")),
+            ("count_value", Some("1")),
+            ("count_m", Some("TX:1")),
+            ("count_never", None),
         ];
         assert_tx(&tx, cases);
     }

@@ -331,15 +331,20 @@ fn folds(
                     {
                         return Fold::Eval;
                     }
-                    let Some(value) = frozen_tx.get(&target.key[..]) else {
-                        return Fold::Eval;
+                    // (Frozen TX holds the key: a count is 1.)
+                    let value = match frozen_tx.get(&target.key[..]) {
+                        Some(_) if target.count => int_value(1),
+                        Some(value) => Arc::clone(value),
+                        None => return Fold::Eval,
                     };
                     any = true;
-                    if tx.operator_hit(op, value, false) {
-                        Fold::Hit(MatchedVar {
-                            name: MatchedName::Text(Arc::clone(&target.name)),
-                            value: Arc::clone(value),
-                        })
+                    if tx.operator_hit(op, &value, false) {
+                        let name = if target.count {
+                            MatchedName::Var(Variable::Tx)
+                        } else {
+                            MatchedName::Text(Arc::clone(&target.name))
+                        };
+                        Fold::Hit(MatchedVar { name, value })
                     } else {
                         Fold::Miss
                     }
