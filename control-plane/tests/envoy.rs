@@ -435,8 +435,8 @@ fn handmade_snapshot(listen_port: u16, marker: &str, bad: bool) -> XdsSnapshot {
 
 async fn nack_is_reported_and_not_resent(delta: bool) {
     let status = Status::new();
-    let port = free_port();
-    let good = handmade_snapshot(port, "good", false);
+    let mut port = free_port();
+    let mut good = handmade_snapshot(port, "good", false);
     let (tx, rx) = watch::channel(Some(Arc::new(good.clone())));
     let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
     let xds = listener.local_addr().unwrap();
@@ -456,9 +456,39 @@ async fn nack_is_reported_and_not_resent(delta: bool) {
             .and_then(|n| n.envoy.clone())
             .and_then(|e| e.types.get("RouteConfiguration").cloned())
     };
-    let good_version = good.types[ROUTE].version.clone();
+    let listener_status = |s: &Status| {
+        s.report()
+            .nodes
+            .get(node)
+            .and_then(|n| n.envoy.clone())
+            .and_then(|e| e.types.get("Listener").cloned())
+    };
+    let mut good_version = good.types[ROUTE].version.clone();
     let start = Instant::now();
-    while route_status(&status).and_then(|t| t.acked) != Some(good_version.clone()) {
+    let mut retries = 0;
+    loop {
+        let listener_version = good.types[LISTENER].version.clone();
+        let listener = listener_status(&status);
+        if route_status(&status).and_then(|t| t.acked) == Some(good_version.clone())
+            && listener.as_ref().and_then(|t| t.acked.clone()) == Some(listener_version.clone())
+        {
+            break;
+        }
+        // The listener's port was free when picked, but another process
+        // may have bound it since: move the listener to another port.
+        let nacked = listener.and_then(|t| t.nacked);
+        if let Some(n) = nacked.filter(|n| n.version == listener_version) {
+            assert!(
+                n.error.contains("already in use") && retries < 5,
+                "listener rejected: {}",
+                n.error
+            );
+            retries += 1;
+            port = free_port();
+            good = handmade_snapshot(port, "good", false);
+            good_version = good.types[ROUTE].version.clone();
+            tx.send(Some(Arc::new(good.clone()))).unwrap();
+        }
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "good routes never acknowledged; log:\n{}",
