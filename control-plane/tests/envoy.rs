@@ -449,20 +449,16 @@ async fn nack_is_reported_and_not_resent(delta: bool) {
     });
     let node = if delta { "nack-delta" } else { "nack-sotw" };
     let envoy = Envoy::start(xds, node, delta);
-    let route_status = |s: &Status| {
+    // What /status says of one resource type of this node's Envoy.
+    let type_status = |s: &Status, kind: &str| {
         s.report()
             .nodes
             .get(node)
             .and_then(|n| n.envoy.clone())
-            .and_then(|e| e.types.get("RouteConfiguration").cloned())
+            .and_then(|e| e.types.get(kind).cloned())
     };
-    let listener_status = |s: &Status| {
-        s.report()
-            .nodes
-            .get(node)
-            .and_then(|n| n.envoy.clone())
-            .and_then(|e| e.types.get("Listener").cloned())
-    };
+    let route_status = |s: &Status| type_status(s, "RouteConfiguration");
+    let listener_status = |s: &Status| type_status(s, "Listener");
     let mut good_version = good.types[ROUTE].version.clone();
     let start = Instant::now();
     let mut retries = 0;

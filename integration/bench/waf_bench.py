@@ -214,8 +214,8 @@ def main():
         "CRS compile (palisade lint, whole process): %.2f s, max RSS %.1f MB" % (lint_s, lint_rss_mb),
         "decisions agree with ModSecurity: %d/%d; identical rule id sets: %d/%d" % (agree, len(pal), same_ids, len(pal)),
         "Palisade with and without the verdict cache: identical results %d/%d" % (same_without, len(pal)),
-    ] + ["Palisade, plain and PGO builds: identical results %d/%d" % (same(pal, variants[2][1]), len(pal))
-         for _ in variants[2:]] + [
+    ] + ["Palisade, plain and PGO builds: identical results %d/%d" % (same(pal, rows), len(pal))
+         for _, rows in variants[2:]] + [
         "every round of each engine gave the same results: %s (%d rounds; times: per request, the median of its rounds)" % (
             "yes" if stable else "NO", len(rounds["Palisade"])),
         "Palisade blocked %d/%d (attacks in corpus: %d; benign blocked: %d)" % (

@@ -96,8 +96,6 @@ pub(crate) struct RulesetInner {
 }
 
 impl RulesetInner {
-    /// A compiled ruleset without its static prefix, with an empty verdict
-    /// cache.
     /// Gives the links that are pure once frozen TX holds (`links`: phase
     /// index, item, depth in the chain) verdict bits of their own, and
     /// makes the verdict cache for the larger set of links.
@@ -122,24 +120,27 @@ impl RulesetInner {
             }
         }
         self.compiled.verdict_links = next as usize;
-        self.verdicts = verdicts::VerdictCache::new(
-            self.compiled.verdict_links,
-            self.compiled.chains.len(),
-            self.compiled.literals.as_ref().map_or(0, |l| l.words),
-        );
+        self.verdicts = Self::verdict_cache(&self.compiled);
     }
 
+    /// A compiled ruleset without its static prefix, with an empty verdict
+    /// cache.
     pub(crate) fn new(compiled: compile::Compiled) -> RulesetInner {
-        let verdicts = verdicts::VerdictCache::new(
+        RulesetInner {
+            verdicts: Self::verdict_cache(&compiled),
+            compiled,
+            prefix: None,
+        }
+    }
+
+    /// An empty verdict cache sized for `compiled`'s pure links, chains and
+    /// literal bit sets.
+    fn verdict_cache(compiled: &compile::Compiled) -> verdicts::VerdictCache {
+        verdicts::VerdictCache::new(
             compiled.verdict_links,
             compiled.chains.len(),
             compiled.literals.as_ref().map_or(0, |l| l.words),
-        );
-        RulesetInner {
-            compiled,
-            prefix: None,
-            verdicts,
-        }
+        )
     }
 }
 

@@ -732,6 +732,20 @@ impl Memo {
         };
     }
 
+    /// The untransformed union of union source `source` in this phase,
+    /// made by `make` the first time it is asked for.
+    #[inline]
+    fn raw_union(&mut self, source: usize, make: impl FnOnce(&mut Memo) -> RawUnion) -> RawUnion {
+        if let Some(&known) = self.raw_unions.get(source).filter(|r| r.offset != NONE) {
+            return known;
+        }
+        let made = make(self);
+        if let Some(at) = self.raw_unions.get_mut(source) {
+            *at = made;
+        }
+        made
+    }
+
     /// Offset of an all-zero bit set of `words` words (made once).
     fn zero_bits(&mut self, words: usize) -> u32 {
         *self.zero.get_or_insert_with(|| {
@@ -2880,26 +2894,15 @@ impl Transaction {
             // untransformed union of the target's source (made once per
             // phase) serves most chains; the others are made here.
             let source = meta.map_or(usize::MAX, |m| usize::from(m.source));
-            let known = memo.raw_unions.get(source).copied();
             let union = match stored.entry_lists(t.variable, t.xml_list) {
                 // A scalar (REQUEST_FILENAME): its bit set is its union.
                 None => match stored.scalars.get(&t.variable) {
                     Some((raw, slot)) => {
-                        let raw_union = match known {
-                            Some(r) if r.offset != NONE => r,
-                            _ => {
-                                let offset = memo.bits(rs, *slot, 0, raw) as u32;
-                                let r = RawUnion {
-                                    offset,
-                                    bytes: memo.raw_bytes(*slot, raw),
-                                    none: false,
-                                };
-                                if let Some(at) = memo.raw_unions.get_mut(source) {
-                                    *at = r;
-                                }
-                                r
-                            }
-                        };
+                        let raw_union = memo.raw_union(source, |memo| RawUnion {
+                            offset: memo.bits(rs, *slot, 0, raw) as u32,
+                            bytes: memo.raw_bytes(*slot, raw),
+                            none: false,
+                        });
                         if raw_union.serves(&rs.compiled.chains, chain) {
                             raw_union.offset as usize
                         } else {
@@ -2921,23 +2924,16 @@ impl Transaction {
                                 (e.vslot, &e.value, &e.key)
                             }
                         });
-                    let raw_union = match known {
-                        Some(r) if r.offset != NONE => r,
-                        _ => {
-                            let mut count = 0usize;
-                            let counted = values.clone().inspect(|_| count += 1);
-                            let (offset, bytes) = memo.union_of(rs, words, counted, 0);
-                            let r = RawUnion {
-                                offset,
-                                bytes,
-                                none: count == 0,
-                            };
-                            if let Some(at) = memo.raw_unions.get_mut(source) {
-                                *at = r;
-                            }
-                            r
+                    let raw_union = memo.raw_union(source, |memo| {
+                        let mut count = 0usize;
+                        let counted = values.clone().inspect(|_| count += 1);
+                        let (offset, bytes) = memo.union_of(rs, words, counted, 0);
+                        RawUnion {
+                            offset,
+                            bytes,
+                            none: count == 0,
                         }
-                    };
+                    });
                     if raw_union.serves(&rs.compiled.chains, chain) {
                         raw_union.offset as usize
                     } else {

@@ -173,12 +173,14 @@ impl Prefix {
         k + 1 == self.runs.len()
     }
 
-    /// The folds of the items of `phase` (1-5).
-    #[inline]
+    /// The links that are pure once frozen TX holds (see `frozen_pure`),
+    /// handed over once.
     pub(crate) fn take_frozen_pure(&mut self) -> Vec<LinkAt> {
         std::mem::take(&mut self.frozen_pure)
     }
 
+    /// The folds of the items of `phase` (1-5).
+    #[inline]
     pub(super) fn folds(&self, phase: u8) -> &[Fold] {
         usize::from(phase)
             .checked_sub(1)
