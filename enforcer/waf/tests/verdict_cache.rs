@@ -26,6 +26,10 @@ SecRule ARGS:q "@streq %{tx.mutable}" "id:32,phase:1,pass,log"
 # A chain whose second link is pure and reads a captured value.
 SecRule ARGS:x "@rx ^(\w+)$" "id:20,phase:1,pass,log,capture,chain"
     SecRule TX:1 "@within alpha beta" "t:none"
+# TX values the transaction sets (as CRS 920450 copies header names) have no
+# cache slot: a pure link walking them looks their verdicts up by content.
+SecRule REQUEST_HEADERS:User-Agent "@rx ^(.*)$" "id:40,phase:1,pass,nolog,capture,setvar:'tx.ua_copy=ua:%{tx.1}'"
+SecRule TX:/^ua_/ "@rx (?i)'\s*or\s" "id:41,phase:1,pass,log,t:none"
 "#;
 
 /// (uri, user agent, cookie)
@@ -89,14 +93,14 @@ fn results_do_not_depend_on_the_cache() {
         assert_eq!(r[1], vec![11], "macro argument: tx.expected = b");
         assert_eq!(r[2], vec![2, 11], "cookie name token; echo = mode");
         assert_eq!(r[3], vec![1, 31], "14 bytes > tx.limit");
-        assert_eq!(r[4], vec![4, 20]);
+        assert_eq!(r[4], vec![4, 20, 41]);
         assert_eq!(
             r[5],
             vec![3, 31],
             "uppercase and '!' fail the negated class"
         );
         assert_eq!(r[6], vec![2, 20]);
-        assert_eq!(r[7], vec![4, 11, 32], "tx.mutable = hello = q");
+        assert_eq!(r[7], vec![4, 11, 32, 41], "tx.mutable = hello = q");
     }
 }
 
@@ -153,4 +157,25 @@ fn arguments_reading_frozen_tx_count_as_pure() {
         .join("\n");
     let rs = Ruleset::from_text(&without_32).expect("compiles");
     assert_eq!(with.stats().verdict_links, rs.stats().verdict_links);
+}
+
+/// A pure link over TX values the transaction set (no slot) keeps its
+/// misses by content: the copies `ua:...` get entries of their own, which
+/// only rule 41 looks up.
+#[test]
+fn values_without_a_slot_are_looked_up_by_content() {
+    let with = Ruleset::from_text(RULES).expect("compiles");
+    let without_41 = RULES
+        .lines()
+        .filter(|l| !l.contains("id:41,"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let without = Ruleset::from_text(&without_41).expect("compiles");
+    rounds(&with);
+    rounds(&without);
+    // `ua:Mozilla/5.0` and `ua:1' or '1'='1`, each seen in every round.
+    assert_eq!(
+        with.verdict_cache_usage().0,
+        without.verdict_cache_usage().0 + 2
+    );
 }

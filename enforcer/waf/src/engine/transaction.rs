@@ -2162,9 +2162,12 @@ impl Transaction {
         v: ValRef<'_>,
         capture: bool,
     ) -> bool {
-        let Some(bit) = self.verdict_bit(rule).filter(|_| v.slot != NO_SLOT) else {
+        let Some(bit) = self.verdict_bit(rule) else {
             return self.eval_value_now(rule, op, v, capture);
         };
+        if v.slot == NO_SLOT {
+            return self.eval_value_unslotted(rule, op, v, capture, bit);
+        }
         if self
             .memo
             .verdict_miss(&self.rs.verdicts, v.slot, v.value, bit)
@@ -2176,6 +2179,31 @@ impl Transaction {
             if let Some(e) = self.memo.verdicts(&self.rs.verdicts, v.slot, v.value) {
                 e.set_miss(bit, rule.prefilter_bit);
             }
+        }
+        hit
+    }
+
+    /// [`Transaction::eval_value`] for a value without a slot (a TX value
+    /// the transaction set, MATCHED_VARS): its verdict cache entry is
+    /// looked up by content for each evaluation, as nothing remembers it
+    /// in the transaction. CRS 920450's chain checks every header name it
+    /// put into TX (`/user-agent/`) this way.
+    #[inline(never)]
+    fn eval_value_unslotted(
+        &mut self,
+        rule: &Rule,
+        op: &CompiledOperator,
+        v: ValRef<'_>,
+        capture: bool,
+        bit: u32,
+    ) -> bool {
+        let entry = self.rs.verdicts.entry(v.value);
+        if entry.as_ref().is_some_and(|e| e.known_miss(bit)) {
+            return false;
+        }
+        let hit = self.eval_value_now(rule, op, v, capture);
+        if let (false, Some(e)) = (hit, entry) {
+            e.set_miss(bit, rule.prefilter_bit);
         }
         hit
     }
