@@ -23,7 +23,7 @@ use super::config::BodyLimitAction;
 use super::rule::{ChainTable, CompiledOperator, Item, LiteralPrefilter, Rule};
 use super::verdicts::{VerdictCache, Verdicts};
 use super::{DisruptiveAction, EngineMode, Intervention, MatchedRule, RulesetInner};
-use prefix::Fold;
+use prefix::{Fold, PlanStep};
 
 mod layered;
 pub(crate) mod prefix;
@@ -1874,6 +1874,7 @@ impl Transaction {
         // Rules reading frozen TX, answered when the ruleset was built
         // (valid once the last static run is applied).
         let folds = rs.prefix.as_ref().map_or(&[][..], |p| p.folds(phase));
+        let plan = rs.prefix.as_ref().map_or(&[][..], |p| p.plan(phase));
         let mut next_run = 0;
         let mut i = 0;
         let mut skip = 0u32;
@@ -1887,6 +1888,34 @@ impl Transaction {
                     }
                     // Not as the run was evaluated: evaluate everything.
                     next_run = usize::MAX;
+                }
+            }
+            // Markers, misses and gates folded once frozen TX holds.
+            if let (true, 0, Some(&step)) = (self.frozen_tx, skip, plan.get(i)) {
+                if step != PlanStep::Eval
+                    && self.mode != EngineMode::Off
+                    && self.removals_spare(step.tags())
+                {
+                    match step {
+                        PlanStep::Pass { to, clears, .. } => {
+                            if clears {
+                                self.clear_matched();
+                            }
+                            i = to as usize;
+                        }
+                        PlanStep::Gate { to, .. } => {
+                            self.matched_vars.push(Matched::Fold(phase, i as u32));
+                            self.matched_view.take();
+                            self.matched.push(Record::Quiet {
+                                phase,
+                                item: i as u32,
+                                disruptive: false,
+                            });
+                            i = to as usize;
+                        }
+                        PlanStep::Eval => {}
+                    }
+                    continue;
                 }
             }
             let item = &items[i];
@@ -1956,6 +1985,14 @@ impl Transaction {
             RemovedBy::Tag(t, bloom) => rule.has_tag_bloomed(t, *bloom),
             RemovedBy::Msg(m) => &rule.msg_text == m,
         }
+    }
+
+    /// Whether no rule removal of the transaction can apply to rules whose
+    /// tag Bloom filters make `tags`: only removals by tag are told apart.
+    #[inline]
+    fn removals_spare(&self, tags: u64) -> bool {
+        let spares = |by: &RemovedBy| matches!(by, RemovedBy::Tag(_, b) if tags & b != *b);
+        self.removed.iter().all(spares) && self.removed_targets.iter().all(|(by, _)| spares(by))
     }
 
     fn is_removed(&self, rule: &Rule) -> bool {
@@ -2033,27 +2070,31 @@ impl Transaction {
                 let var = t.variable;
                 match stored.entry_lists(var, t.xml_list) {
                     Some((lists, names)) => {
-                        for e in lists.into_iter().flatten() {
-                            let slot = if names { e.kslot } else { e.vslot };
-                            if let Some(bit) = verdict_bit {
-                                let value = if names { &e.key } else { &e.value };
-                                if self.memo.verdict_miss(&self.rs.verdicts, slot, value, bit) {
+                        // Two plain loops: a flattening iterator costs
+                        // more per entry than the verdict check itself.
+                        for list in lists {
+                            for e in list {
+                                let slot = if names { e.kslot } else { e.vslot };
+                                if let Some(bit) = verdict_bit {
+                                    let value = if names { &e.key } else { &e.value };
+                                    if self.memo.verdict_miss(&self.rs.verdicts, slot, value, bit) {
+                                        continue;
+                                    }
+                                }
+                                if self.known_miss(slot, skip)
+                                    || !t.selector.matches(&e.key)
+                                    || excluded(var, &e.key)
+                                {
                                     continue;
                                 }
+                                let v = ValRef {
+                                    var,
+                                    key: Some(&e.key),
+                                    value: if names { &e.key } else { &e.value },
+                                    slot,
+                                };
+                                any |= self.eval_value(rule, op, v, capture);
                             }
-                            if self.known_miss(slot, skip)
-                                || !t.selector.matches(&e.key)
-                                || excluded(var, &e.key)
-                            {
-                                continue;
-                            }
-                            let v = ValRef {
-                                var,
-                                key: Some(&e.key),
-                                value: if names { &e.key } else { &e.value },
-                                slot,
-                            };
-                            any |= self.eval_value(rule, op, v, capture);
                         }
                     }
                     None => {
@@ -2941,9 +2982,10 @@ impl Transaction {
                 },
                 Some((lists, names)) => {
                     let member = matches!(t.selector, KeySelector::Key(_));
-                    let values = lists
-                        .into_iter()
-                        .flatten()
+                    // `chain`: a flattening iterator costs more per value.
+                    let values = lists[0]
+                        .iter()
+                        .chain(lists[1])
                         .filter(|e| !member || t.selector.matches(&e.key))
                         .map(|e| {
                             if names {

@@ -43,6 +43,19 @@
 //! the rule as usual and skips only the look-up and the operator; a rule
 //! that a `ctl:ruleRemoveTarget*` of the transaction applies to is
 //! evaluated as usual.
+//!
+//! *The plan.* Most folded rules do nothing a transaction must do itself.
+//! Of the ~280 items a CRS request visits, some forty are rules folded to a
+//! miss (the `@lt 1` gates) and thirty markers; their only effect is to
+//! clear MATCHED_VAR(S). Some thirty-five more are gates folded to a match
+//! whose only effect is their `skipAfter` (`nolog`, `pass`, no `setvar`,
+//! chain or `ctl`) and the quiet match they record. Per phase, per item,
+//! [`PlanStep`] says so, and a transaction that applied the last run goes past
+//! such items at once: to the end of a run of markers and misses, or to
+//! the gate's target. Not while a `skip` count runs, nor where a rule
+//! removal of the transaction may apply to an item it would go past (only
+//! removals by tag are told apart, by the items' tag Bloom filter; any
+//! other removal turns the plan off for the rest of the transaction).
 
 use super::*;
 use crate::macros::MacroPart;
@@ -62,6 +75,35 @@ pub(crate) struct Prefix {
     /// bit whose operator argument expands only frozen TX: pure in a
     /// transaction that applied the last run (`Rule::verdict_frozen`).
     frozen_pure: Vec<LinkAt>,
+    /// Per phase, per item: what a transaction that applied the last run
+    /// may do there without evaluating (empty when nothing is folded).
+    plan: Vec<Vec<PlanStep>>,
+}
+
+/// What the loop of a transaction that applied the last run may do at an
+/// item without evaluating it (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PlanStep {
+    /// Evaluated (or skipped) as usual.
+    Eval,
+    /// This item and those up to `to` are markers and rules folded to a
+    /// miss: go on at `to`, clearing MATCHED_VAR(S) when one of them is a
+    /// rule. `tags`: the union of those rules' tag Bloom filters.
+    Pass { to: u32, clears: bool, tags: u64 },
+    /// A rule folded to a match whose only effects are its quiet match and
+    /// its `skipAfter`: record the match, go on at `to`.
+    Gate { to: u32, tags: u64 },
+}
+
+impl PlanStep {
+    /// The tag Bloom filter of the rules the step goes past.
+    #[inline]
+    pub(super) fn tags(self) -> u64 {
+        match self {
+            PlanStep::Eval => 0,
+            PlanStep::Pass { tags, .. } | PlanStep::Gate { tags, .. } => tags,
+        }
+    }
 }
 
 /// The answer of a rule's first link that reads one frozen TX variable.
@@ -160,10 +202,12 @@ impl Prefix {
         runs.retain(|r| r.end > r.start);
         let last = runs.last()?;
         let (folds, frozen_pure) = folds(&rs, &runs, last.tx.map(), &mut tx);
+        let plan = plan(&rs, &folds);
         Some(Prefix {
             runs,
             folds,
             frozen_pure,
+            plan,
         })
     }
 
@@ -185,6 +229,16 @@ impl Prefix {
         usize::from(phase)
             .checked_sub(1)
             .and_then(|p| self.folds.get(p))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The plan of the items of `phase` (1-5), for a transaction that
+    /// applied the last run.
+    #[inline]
+    pub(super) fn plan(&self, phase: u8) -> &[PlanStep] {
+        usize::from(phase)
+            .checked_sub(1)
+            .and_then(|p| self.plan.get(p))
             .map_or(&[], Vec::as_slice)
     }
 
@@ -456,6 +510,68 @@ pub(super) fn is_static(rule: &Rule) -> bool {
         })
 }
 
+/// The plan of every phase (see [`PlanStep`]) from its folds.
+fn plan(rs: &RulesetInner, folds: &[Vec<Fold>]) -> Vec<Vec<PlanStep>> {
+    folds
+        .iter()
+        .enumerate()
+        .map(|(p, phase_folds)| {
+            if phase_folds.is_empty() {
+                return Vec::new();
+            }
+            let items = &rs.compiled.phases[p];
+            let jumps = &rs.compiled.skip_after[p];
+            let mut steps = vec![PlanStep::Eval; items.len()];
+            // Backwards: a run of markers and misses ends where the first
+            // item after it that is neither is.
+            let mut after: Option<(u32, bool, u64)> = None;
+            for i in (0..items.len()).rev() {
+                let fold = phase_folds.get(i);
+                let passed = match &items[i] {
+                    Item::Marker(_) => Some((false, 0)),
+                    Item::Rule(r) if matches!(fold, Some(Fold::Miss)) => Some((true, r.tag_bloom)),
+                    Item::Rule(_) => None,
+                };
+                let Some((clears, tags)) = passed else {
+                    after = None;
+                    if let (Item::Rule(r), Some(Fold::Hit(_))) = (&items[i], fold) {
+                        if is_gate(r) {
+                            let to = jumps.get(i).copied().unwrap_or(items.len() as u32);
+                            steps[i] = PlanStep::Gate {
+                                to,
+                                tags: r.tag_bloom,
+                            };
+                        }
+                    }
+                    continue;
+                };
+                let (to, later_clears, later_tags) = after.unwrap_or((i as u32 + 1, false, 0));
+                let run = (to, clears || later_clears, tags | later_tags);
+                steps[i] = PlanStep::Pass {
+                    to: run.0,
+                    clears: run.1,
+                    tags: run.2,
+                };
+                after = Some(run);
+            }
+            steps
+        })
+        .collect()
+}
+
+/// Whether a rule folded to a match does nothing but record its quiet
+/// match and jump (`Transaction::folded_hit`, then `after_full_match`).
+fn is_gate(rule: &Rule) -> bool {
+    rule.tx_target.is_some()
+        && rule.chained.is_none()
+        && rule.actions.setvars.is_empty()
+        && rule.actions.ctls.is_empty()
+        && rule.actions.skip == 0
+        && rule.actions.skip_after.is_some()
+        && !rule.log
+        && matches!(rule.disruptive, Disruptive::Pass)
+}
+
 /// Whether a static rule that matched may stay in a run.
 fn may_match_statically(rule: &Rule) -> bool {
     !rule.log && matches!(rule.disruptive, Disruptive::Pass) && no_ctls(rule)
@@ -509,6 +625,7 @@ mod tests {
             .map(|m| tx.resolve(m).cloned())
             .collect()
     }
+    use crate::engine::rule::tag_bloom as rule_tag_bloom;
     use crate::engine::{compile, Ruleset};
     use crate::seclang::{self, MemorySource};
 
@@ -696,6 +813,149 @@ SecRule TX:pl "@eq 1" "id:13,phase:2,deny,status:403,log"
         tx.process_uri("/", "GET", "HTTP/1.1");
         tx.process_request_headers();
         assert_eq!(tx.process_request_body().map(|i| i.rule_id), Some(13));
+    }
+
+    /// Gates and misses the plan goes past, with removals by tag that do
+    /// and do not apply to them, a removal by id, a `skip` over a gate and
+    /// MATCHED_VARS read after a gate's jump and after misses.
+    const PLANNED: &str = r#"
+SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.pl=1"
+SecRule ARGS:gate "@streq off" "id:2,phase:1,pass,nolog,ctl:ruleRemoveByTag=gate"
+SecRule ARGS:other "@streq off" "id:3,phase:1,pass,nolog,ctl:ruleRemoveByTag=unrelated"
+SecRule ARGS:id "@streq off" "id:4,phase:1,pass,nolog,ctl:ruleRemoveById=99"
+SecRule ARGS:skip "@streq 1" "id:5,phase:1,pass,nolog,skip:1"
+SecRule TX:pl "@lt 2" "id:10,phase:1,pass,nolog,tag:'gate',skipAfter:END-A"
+SecRule ARGS "@rx ." "id:11,phase:1,pass,log,msg:'behind the gate'"
+SecMarker END-A
+SecRule TX:pl "@lt 1" "id:12,phase:1,pass,nolog,tag:'gate',skipAfter:END-B"
+SecMarker BEGIN-B
+SecRule TX:pl "@gt 5" "id:13,phase:1,pass,nolog,tag:'gate'"
+SecRule MATCHED_VARS "@rx ." "id:14,phase:1,pass,log,logdata:'%{MATCHED_VAR_NAME}'"
+SecMarker END-B
+SecRule TX:pl "@lt 2" "id:15,phase:2,pass,nolog,skipAfter:END-C"
+SecRule ARGS "@rx ." "id:16,phase:2,pass,log"
+SecMarker END-C
+SecRule MATCHED_VARS "@rx ." "id:17,phase:2,pass,log,logdata:'%{MATCHED_VAR_NAME}'"
+SecRule TX:pl "@eq 1" "id:18,phase:2,pass,log,skipAfter:END-D"
+SecRule ARGS "@rx ." "id:19,phase:2,pass,log"
+SecMarker END-D
+"#;
+
+    #[test]
+    fn the_plan_goes_past_what_evaluating_would_not_change() {
+        let rs = Ruleset::from_text(PLANNED).expect("compiles");
+        let prefix = rs.inner.prefix.as_ref().expect("a prefix");
+        // The steps at the rules (markers belong to the runs around them).
+        let steps = |phase: u8| -> Vec<(i64, PlanStep)> {
+            let items = &rs.inner.compiled.phases[usize::from(phase) - 1];
+            prefix
+                .plan(phase)
+                .iter()
+                .zip(items)
+                .filter_map(|(s, item)| match item {
+                    Item::Rule(r) if r.id >= 10 => Some((r.id, *s)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let index = |phase: u8, id: i64| -> u32 {
+            let items = &rs.inner.compiled.phases[usize::from(phase) - 1];
+            items
+                .iter()
+                .position(|i| matches!(i, Item::Rule(r) if r.id == id))
+                .expect("rule") as u32
+        };
+        let gate = rule_tag_bloom("gate");
+        assert_eq!(
+            steps(1),
+            [
+                // To the item after END-A: rule 12.
+                (
+                    10,
+                    PlanStep::Gate {
+                        to: index(1, 12),
+                        tags: gate
+                    }
+                ),
+                (11, PlanStep::Eval),
+                // 12 and 13 miss, BEGIN-B between them: on to rule 14.
+                (
+                    12,
+                    PlanStep::Pass {
+                        to: index(1, 14),
+                        clears: true,
+                        tags: gate
+                    }
+                ),
+                (
+                    13,
+                    PlanStep::Pass {
+                        to: index(1, 14),
+                        clears: true,
+                        tags: gate
+                    }
+                ),
+                (14, PlanStep::Eval),
+            ]
+        );
+        assert_eq!(
+            steps(2),
+            [
+                (
+                    15,
+                    PlanStep::Gate {
+                        to: index(2, 17),
+                        tags: 0
+                    }
+                ),
+                (16, PlanStep::Eval),
+                (17, PlanStep::Eval),
+                // It logs: evaluated.
+                (18, PlanStep::Eval),
+                (19, PlanStep::Eval),
+            ]
+        );
+        let without = without_prefix(PLANNED);
+        for uri in [
+            "/",
+            "/?a=1",
+            "/?gate=off&a=1",
+            "/?other=off&a=1",
+            "/?id=off&a=1",
+            "/?skip=1&a=1",
+            "/?gate=off&skip=1",
+        ] {
+            let mut a = rs.transaction();
+            let mut b = without.transaction();
+            for t in [&mut a, &mut b] {
+                t.process_uri(uri, "GET", "HTTP/1.1");
+                t.process_request_headers();
+                t.process_request_body();
+            }
+            assert!(a.frozen_tx && !b.frozen_tx);
+            assert_eq!(a.intervention(), b.intervention(), "{uri}");
+            assert_eq!(a.matched_rules(), b.matched_rules(), "{uri}");
+            assert_eq!(resolved(&a), resolved(&b), "{uri}");
+        }
+        // What the comparison covers: the gates jump unless removed or
+        // skipped, and rule 17 sees the match of gate 15.
+        let logged = |uri: &str| -> Vec<i64> {
+            let mut tx = rs.transaction();
+            tx.process_uri(uri, "GET", "HTTP/1.1");
+            tx.process_request_headers();
+            tx.process_request_body();
+            tx.matched_rules()
+                .iter()
+                .filter(|m| m.log)
+                .map(|m| m.id)
+                .collect()
+        };
+        assert_eq!(logged("/?a=1"), [17, 18]);
+        assert_eq!(logged("/?other=off&a=1"), [17, 18]);
+        // Removed rules do not clear MATCHED_VARS: 14 sees what 11 matched.
+        assert_eq!(logged("/?gate=off&a=1"), [11, 14, 17, 18]);
+        assert_eq!(logged("/?skip=1&a=1"), [11, 17, 18]);
     }
 
     #[test]
