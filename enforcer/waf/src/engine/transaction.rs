@@ -608,10 +608,19 @@ impl Memo {
     }
 
     /// The set of bytes the stored value at `slot` (`raw`) contains, computed
-    /// once per slot (the slot's row must exist).
+    /// once per slot (the slot's row must exist), or kept by the value's
+    /// verdict cache entry.
     fn raw_bytes(&mut self, slot: u32, raw: &[u8]) -> ByteSet {
         let row = self.rows[slot as usize] as usize;
-        *self.bytes[row].get_or_insert_with(|| byteset::of(raw))
+        if let Some(known) = self.bytes[row] {
+            return known;
+        }
+        let bytes = match self.verdicts.get(slot as usize) {
+            Some(VerdictSlot::Entry(e)) => e.bytes(),
+            _ => byteset::of(raw),
+        };
+        self.bytes[row] = Some(bytes);
+        bytes
     }
 
     /// The bit set of `value`, scanning it unless the same content was.

@@ -42,6 +42,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
+use crate::byteset::{self, ByteSet};
+
 type Bytes = Arc<[u8]>;
 
 /// Longest value kept (request bodies and long cookies are seldom repeated).
@@ -66,6 +68,9 @@ const ENTRY_OVERHEAD: usize = 64;
 #[derive(Debug)]
 pub(crate) struct Verdicts {
     content: Bytes,
+    /// The bytes the value holds (the skip checks ask which transformation
+    /// chains can change it).
+    bytes: ByteSet,
     misses: Box<[AtomicU64]>,
     /// The same misses by the links' literal prefilter bits.
     literal_misses: Box<[AtomicU64]>,
@@ -74,6 +79,12 @@ pub(crate) struct Verdicts {
 }
 
 impl Verdicts {
+    /// The set of bytes the value holds.
+    #[inline]
+    pub(crate) fn bytes(&self) -> ByteSet {
+        self.bytes
+    }
+
     /// Whether the link with `bit` is known not to match this value.
     #[inline]
     pub(crate) fn known_miss(&self, bit: u32) -> bool {
@@ -243,12 +254,17 @@ impl VerdictCache {
         // header) for every chain, so the budget bounds real memory.
         let bits_cost = self.chains
             * (std::mem::size_of::<OnceLock<Box<[u64]>>>() + 16 + self.literal_words * 8);
-        let cost = value.len() + (self.words + self.literal_words) * 8 + bits_cost + ENTRY_OVERHEAD;
+        let cost = value.len()
+            + (self.words + self.literal_words) * 8
+            + std::mem::size_of::<ByteSet>()
+            + bits_cost
+            + ENTRY_OVERHEAD;
         if s.bytes + cost > SHARD_BUDGET {
             *s = Shard::default();
         }
         let e = Arc::new(Verdicts {
             content: Arc::clone(value),
+            bytes: byteset::of(value),
             misses: (0..self.words).map(|_| AtomicU64::new(0)).collect(),
             literal_misses: (0..self.literal_words).map(|_| AtomicU64::new(0)).collect(),
             bits: (0..self.chains).map(|_| OnceLock::new()).collect(),
@@ -280,6 +296,7 @@ mod tests {
         let cache = VerdictCache::new(130, 3, 2);
         assert!(cache.entry(&b("Mozilla/5.0")).is_none(), "first sighting");
         let ua = cache.entry(&b("Mozilla/5.0")).expect("kept");
+        assert_eq!(ua.bytes(), byteset::of(b"Mozilla/5.0"));
         assert!(!ua.known_miss(129));
         ua.set_miss(129, None);
         ua.set_miss(3, Some(65));
