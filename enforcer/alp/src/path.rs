@@ -237,6 +237,10 @@ mod tests {
             ("/..;/admin", "/admin"),
             ("/a/..;x/b", "/b"),
             ("/a%3Bb", "/a;b"),
+            // Found by the property test: decoded once, so an encoded `;`
+            // stays (a second pass would strip it as a parameter).
+            ("/%3B", "/;"),
+            ("/;", "/"),
             ("/a%20b", "/a b"),
             ("/caf%C3%A9", "/café"),
             ("/a/./b", "/a/b"),
