@@ -15,6 +15,11 @@
 //! turns that cache off. The measured requests run through
 //! `measured_request` (not inlined), the function to toggle callgrind on.
 //!
+//! `--threads N` then evaluates the measured corpus again on N threads at
+//! once, five times each, sharing the ruleset (and its verdict cache) as
+//! the enforcer's workers do, and prints the requests per second and each
+//! thread's median: what the shared cache's locks cost under concurrency.
+//!
 //! `--cold` writes over a 64 MiB buffer before each measured request, so
 //! every request starts with the engine's data evicted from the CPU caches,
 //! as a proxy at moderate load sees it (a request every few milliseconds,
@@ -134,6 +139,13 @@ fn main() {
         "verdict cache: {values} values, {:.1} KiB counted",
         bytes as f64 / 1024.0
     );
+    let threads: Option<usize> = std::env::args()
+        .skip_while(|a| a != "--threads")
+        .nth(1)
+        .and_then(|n| n.parse().ok());
+    if let Some(n) = threads {
+        concurrent(&rs, &reqs, &bodies, n);
+    }
     slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (us, i) in slowest.iter().take(5) {
         let r = &reqs[*i];
@@ -151,6 +163,41 @@ fn main() {
             bodies[*i].len()
         );
     }
+}
+
+/// Evaluates `reqs` five times on each of `n` threads at once; prints the
+/// requests per second of all threads and each thread's median.
+fn concurrent(rs: &Ruleset, reqs: &[Value], bodies: &[Vec<u8>], n: usize) {
+    const PASSES: usize = 5;
+    let start = Instant::now();
+    let medians: Vec<f64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut times = Vec::with_capacity(reqs.len() * PASSES);
+                    for _ in 0..PASSES {
+                        for (r, b) in reqs.iter().zip(bodies) {
+                            times.push(run_request(rs, r, b).1);
+                        }
+                    }
+                    times.sort_by(|a, b| a.total_cmp(b));
+                    times[times.len() / 2]
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let total = (reqs.len() * PASSES * n) as f64;
+    let medians: Vec<String> = medians.iter().map(|m| format!("{m:.1}")).collect();
+    println!(
+        "{n} threads: {:.0} requests/s, per-thread medians {} µs",
+        total / elapsed,
+        medians.join(" ")
+    );
 }
 
 /// `count` requests of the generated corpus with `seed`, and their bodies.

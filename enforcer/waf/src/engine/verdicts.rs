@@ -34,6 +34,13 @@
 //! It belongs to one compiled ruleset: a hot-swapped ruleset starts with an
 //! empty one.
 //!
+//! Each thread keeps a small front of the entries it found last (256,
+//! direct-mapped), looked up before the shard and without its lock: a read
+//! lock is two atomic operations on a word every thread shares. A front
+//! holds entries of one cache at a time and forgets them when the cache is
+//! cleared; an entry it holds may outlive its shard's copy, which is still
+//! true of its content.
+//!
 //! [`Operator::is_pure`]: crate::operators::Operator::is_pure
 //! [`Rule::verdict_bit`]: super::rule::Rule::verdict_bit
 
@@ -160,8 +167,45 @@ struct Shard {
     bytes: usize,
 }
 
+/// Slots of a thread's front (a power of two): the entries a thread found
+/// last, looked up without the shard's lock.
+const FRONT_SLOTS: usize = 256;
+
+/// Distinct ids of caches, so that a thread's front never answers for
+/// another cache (a later one may sit at the same address).
+static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A thread's front of one cache: direct-mapped by hash, each slot the
+/// entry last found with that slot's hash. Every read lock on a shard is two
+/// atomic operations on a word all threads share; most look-ups are of a
+/// few hundred values a thread sees again and again. Its entries stay
+/// valid as long as the cache is not cleared (what an entry says is true of
+/// its content for good, even after its shard dropped it), so a front is
+/// emptied when the thread next asks another cache, or this one after it
+/// was cleared. It holds at most `FRONT_SLOTS` entries.
+struct Front {
+    /// `VerdictCache::id` and `generation` the slots belong to.
+    cache: u64,
+    generation: u64,
+    slots: Vec<Option<(u64, Arc<Verdicts>)>>,
+}
+
+thread_local! {
+    static FRONT: std::cell::RefCell<Front> = const {
+        std::cell::RefCell::new(Front {
+            cache: 0,
+            generation: 0,
+            slots: Vec::new(),
+        })
+    };
+}
+
 /// The ruleset's cache of misses (see the module docs).
 pub(crate) struct VerdictCache {
+    /// Distinct for every cache (see `Front`).
+    id: u64,
+    /// Bumped whenever the cache is cleared (see `Front`).
+    generation: AtomicU64,
     shards: Box<[RwLock<Shard>]>,
     /// Bit-set words per value: one bit per pure link.
     words: usize,
@@ -192,6 +236,8 @@ impl VerdictCache {
     /// `literal_words` words.
     pub(crate) fn new(links: usize, chains: usize, literal_words: usize) -> VerdictCache {
         VerdictCache {
+            id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             words: links.div_ceil(64),
             chains,
@@ -206,6 +252,7 @@ impl VerdictCache {
     pub(crate) fn set_enabled(&self, on: bool) {
         self.enabled.store(on && self.words > 0, Ordering::Relaxed);
         if !on {
+            self.generation.fetch_add(1, Ordering::Relaxed);
             for shard in self.shards.iter() {
                 if let Ok(mut s) = shard.write() {
                     *s = Shard::default();
@@ -234,10 +281,18 @@ impl VerdictCache {
         h.write(value);
         h.write_usize(value.len());
         let hash = h.finish();
+        if let Some(e) = self.front_get(hash, value) {
+            return Some(e);
+        }
         let shard = &self.shards[(hash >> 32) as usize % SHARDS];
         if let Ok(s) = shard.read() {
             if let Some(e) = s.map.get(&hash) {
-                return (e.content[..] == value[..]).then(|| Arc::clone(e));
+                let found = (e.content[..] == value[..]).then(|| Arc::clone(e));
+                drop(s);
+                if let Some(e) = &found {
+                    self.front_put(hash, e);
+                }
+                return found;
             }
         }
         // Admitted the second time its hash is seen (0 marks an empty slot).
@@ -272,6 +327,43 @@ impl VerdictCache {
         s.map.insert(hash, Arc::clone(&e));
         s.bytes += cost;
         Some(e)
+    }
+
+    /// The entry of `value` (hash `hash`) in this thread's front.
+    #[inline]
+    fn front_get(&self, hash: u64, value: &[u8]) -> Option<Arc<Verdicts>> {
+        let generation = self.generation.load(Ordering::Relaxed);
+        FRONT
+            .try_with(|f| {
+                let f = f.try_borrow().ok()?;
+                if f.cache != self.id || f.generation != generation {
+                    return None;
+                }
+                match f.slots.get(hash as usize % FRONT_SLOTS)? {
+                    Some((h, e)) if *h == hash && e.content[..] == *value => Some(Arc::clone(e)),
+                    _ => None,
+                }
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Keeps `entry` (hash `hash`) in this thread's front, emptying a front
+    /// of another cache or of an earlier generation first.
+    fn front_put(&self, hash: u64, entry: &Arc<Verdicts>) {
+        let generation = self.generation.load(Ordering::Relaxed);
+        let _ = FRONT.try_with(|f| {
+            let Ok(mut f) = f.try_borrow_mut() else {
+                return;
+            };
+            if f.cache != self.id || f.generation != generation || f.slots.is_empty() {
+                f.cache = self.id;
+                f.generation = generation;
+                f.slots.clear();
+                f.slots.resize(FRONT_SLOTS, None);
+            }
+            f.slots[hash as usize % FRONT_SLOTS] = Some((hash, Arc::clone(entry)));
+        });
     }
 
     /// Values held and the bytes counted for them (tests and stats).
@@ -369,5 +461,32 @@ mod admission_tests {
             assert!(cache.entry(&v).is_none());
         }
         assert_eq!(cache.usage(), (0, 0));
+    }
+
+    /// A thread's front answers for its own cache only, and forgets what
+    /// the cache forgot.
+    #[test]
+    fn the_thread_front_follows_its_cache() {
+        let a = VerdictCache::new(64, 1, 1);
+        let other = VerdictCache::new(64, 1, 1);
+        let ua: Bytes = Arc::from(&b"Mozilla/5.0"[..]);
+        for cache in [&a, &other] {
+            assert!(cache.entry(&ua).is_none(), "first sighting");
+        }
+        let in_a = a.entry(&ua).expect("kept");
+        in_a.set_miss(7, None);
+        // Found again (through the front now), the same entry.
+        assert!(Arc::ptr_eq(&in_a, &a.entry(&ua).expect("kept")));
+        // The other cache's entry for the same content is its own, even
+        // with `a`'s entry in this thread's front.
+        let in_b = other.entry(&ua).expect("kept");
+        assert!(!Arc::ptr_eq(&in_a, &in_b) && !in_b.known_miss(7));
+        assert!(a.entry(&ua).expect("kept").known_miss(7));
+        // Cleared: the front does not bring the entry back.
+        a.set_enabled(false);
+        a.set_enabled(true);
+        assert!(a.entry(&ua).is_none(), "forgotten: a first sighting again");
+        let again = a.entry(&ua).expect("kept");
+        assert!(!Arc::ptr_eq(&in_a, &again) && !again.known_miss(7));
     }
 }
