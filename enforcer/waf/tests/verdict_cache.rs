@@ -65,6 +65,16 @@ fn matches(rs: &Ruleset, (uri, ua, cookie): (&str, &str, &str)) -> Vec<i64> {
     ids
 }
 
+/// `RULES` without the lines of the rules `ids`.
+fn rules_without(ids: &[i64]) -> Ruleset {
+    let text = RULES
+        .lines()
+        .filter(|l| !ids.iter().any(|id| l.contains(&format!("id:{id},"))))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ruleset::from_text(&text).expect("compiles")
+}
+
 /// Every request, three rounds over the list (so repeated values are warm
 /// in the cache), in order.
 fn rounds(rs: &Ruleset) -> Vec<Vec<i64>> {
@@ -138,24 +148,14 @@ fn threads_sharing_the_cache_get_the_same_results() {
 #[test]
 fn arguments_reading_frozen_tx_count_as_pure() {
     let with = Ruleset::from_text(RULES).expect("compiles");
-    let without_30_31 = RULES
-        .lines()
-        .filter(|l| !l.contains("id:30,") && !l.contains("id:31,"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let without = Ruleset::from_text(&without_30_31).expect("compiles");
+    let without = rules_without(&[30, 31]);
     assert_eq!(
         with.stats().verdict_links,
         without.stats().verdict_links + 2
     );
     // Rule 32 is evaluated in every transaction: its answer changes with
     // tx.mutable (rounds() checks it matches only where mode starts with z).
-    let without_32 = RULES
-        .lines()
-        .filter(|l| !l.contains("id:32,"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let rs = Ruleset::from_text(&without_32).expect("compiles");
+    let rs = rules_without(&[32]);
     assert_eq!(with.stats().verdict_links, rs.stats().verdict_links);
 }
 
@@ -165,12 +165,7 @@ fn arguments_reading_frozen_tx_count_as_pure() {
 #[test]
 fn values_without_a_slot_are_looked_up_by_content() {
     let with = Ruleset::from_text(RULES).expect("compiles");
-    let without_41 = RULES
-        .lines()
-        .filter(|l| !l.contains("id:41,"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let without = Ruleset::from_text(&without_41).expect("compiles");
+    let without = rules_without(&[41]);
     rounds(&with);
     rounds(&without);
     // `ua:Mozilla/5.0` and `ua:1' or '1'='1`, each seen in every round.

@@ -226,20 +226,14 @@ impl Prefix {
     /// The folds of the items of `phase` (1-5).
     #[inline]
     pub(super) fn folds(&self, phase: u8) -> &[Fold] {
-        usize::from(phase)
-            .checked_sub(1)
-            .and_then(|p| self.folds.get(p))
-            .map_or(&[], Vec::as_slice)
+        of_phase(&self.folds, phase)
     }
 
     /// The plan of the items of `phase` (1-5), for a transaction that
     /// applied the last run.
     #[inline]
     pub(super) fn plan(&self, phase: u8) -> &[PlanStep] {
-        usize::from(phase)
-            .checked_sub(1)
-            .and_then(|p| self.plan.get(p))
-            .map_or(&[], Vec::as_slice)
+        of_phase(&self.plan, phase)
     }
 
     /// Entry `j` of the MATCHED_VARS run `k` adds.
@@ -296,6 +290,16 @@ impl Prefix {
         }
         (run.end, run.skip)
     }
+}
+
+/// The entries of `phase` (1-5) in a per-phase table (none when the table
+/// has no such phase).
+#[inline]
+fn of_phase<T>(table: &[Vec<T>], phase: u8) -> &[T] {
+    usize::from(phase)
+        .checked_sub(1)
+        .and_then(|p| table.get(p))
+        .map_or(&[], Vec::as_slice)
 }
 
 /// The folds of every phase: for each rule whose first link reads one TX
@@ -523,36 +527,40 @@ fn plan(rs: &RulesetInner, folds: &[Vec<Fold>]) -> Vec<Vec<PlanStep>> {
             let jumps = &rs.compiled.skip_after[p];
             let mut steps = vec![PlanStep::Eval; items.len()];
             // Backwards: a run of markers and misses ends where the first
-            // item after it that is neither is.
-            let mut after: Option<(u32, bool, u64)> = None;
+            // item after it that is neither is, so each item's step extends
+            // the next item's when that one is a `Pass`.
             for i in (0..items.len()).rev() {
                 let fold = phase_folds.get(i);
-                let passed = match &items[i] {
-                    Item::Marker(_) => Some((false, 0)),
-                    Item::Rule(r) if matches!(fold, Some(Fold::Miss)) => Some((true, r.tag_bloom)),
-                    Item::Rule(_) => None,
-                };
-                let Some((clears, tags)) = passed else {
-                    after = None;
-                    if let (Item::Rule(r), Some(Fold::Hit(_))) = (&items[i], fold) {
-                        if is_gate(r) {
+                let (clears, tags) = match &items[i] {
+                    Item::Marker(_) => (false, 0),
+                    Item::Rule(r) if matches!(fold, Some(Fold::Miss)) => (true, r.tag_bloom),
+                    Item::Rule(r) => {
+                        if matches!(fold, Some(Fold::Hit(_))) && is_gate(r) {
                             let to = jumps.get(i).copied().unwrap_or(items.len() as u32);
                             steps[i] = PlanStep::Gate {
                                 to,
                                 tags: r.tag_bloom,
                             };
                         }
+                        continue;
                     }
-                    continue;
                 };
-                let (to, later_clears, later_tags) = after.unwrap_or((i as u32 + 1, false, 0));
-                let run = (to, clears || later_clears, tags | later_tags);
-                steps[i] = PlanStep::Pass {
-                    to: run.0,
-                    clears: run.1,
-                    tags: run.2,
+                steps[i] = match steps.get(i + 1) {
+                    Some(&PlanStep::Pass {
+                        to,
+                        clears: later_clears,
+                        tags: later_tags,
+                    }) => PlanStep::Pass {
+                        to,
+                        clears: clears || later_clears,
+                        tags: tags | later_tags,
+                    },
+                    _ => PlanStep::Pass {
+                        to: i as u32 + 1,
+                        clears,
+                        tags,
+                    },
                 };
-                after = Some(run);
             }
             steps
         })
@@ -664,6 +672,26 @@ SecRule TX:sum "@eq 5" "id:17,phase:1,pass,log,msg:'sum %{tx.sum} %{tx.e}'"
         Ruleset {
             inner: Arc::new(RulesetInner::new(compiled)),
         }
+    }
+
+    /// A GET of `uri` through phases 1 and 2.
+    fn both_phases(rs: &Ruleset, uri: &str) -> Transaction {
+        let mut tx = rs.transaction();
+        tx.process_uri(uri, "GET", "HTTP/1.1");
+        tx.process_request_headers();
+        tx.process_request_body();
+        tx
+    }
+
+    /// [`both_phases`] with `with` (a static prefix) and `without`: the
+    /// same decision, matches and MATCHED_VARS; the two transactions.
+    fn same_without_prefix(with: &Ruleset, without: &Ruleset, uri: &str) -> [Transaction; 2] {
+        let (a, b) = (both_phases(with, uri), both_phases(without, uri));
+        assert!(a.frozen_tx && !b.frozen_tx);
+        assert_eq!(a.intervention(), b.intervention(), "{uri}");
+        assert_eq!(a.matched_rules(), b.matched_rules(), "{uri}");
+        assert_eq!(resolved(&a), resolved(&b), "{uri}");
+        [a, b]
     }
 
     fn run(rs: &Ruleset, uri: &str, content_type: Option<&str>) -> Transaction {
@@ -791,17 +819,7 @@ SecRule TX:pl "@eq 1" "id:13,phase:2,deny,status:403,log"
             "/?z=c",
             "/?x=never",
         ] {
-            let mut a = rs.transaction();
-            let mut b = without.transaction();
-            for t in [&mut a, &mut b] {
-                t.process_uri(uri, "GET", "HTTP/1.1");
-                t.process_request_headers();
-                t.process_request_body();
-            }
-            assert!(a.frozen_tx && !b.frozen_tx);
-            assert_eq!(a.intervention(), b.intervention(), "{uri}");
-            assert_eq!(a.matched_rules(), b.matched_rules(), "{uri}");
-            assert_eq!(resolved(&a), resolved(&b), "{uri}");
+            let [a, b] = same_without_prefix(&rs, &without, uri);
             assert_eq!(a.tx_var("late"), b.tx_var("late"), "{uri}");
         }
         // Rule 13 denies unless rule 12 removed its target.
@@ -926,26 +944,13 @@ SecMarker END-D
             "/?skip=1&a=1",
             "/?gate=off&skip=1",
         ] {
-            let mut a = rs.transaction();
-            let mut b = without.transaction();
-            for t in [&mut a, &mut b] {
-                t.process_uri(uri, "GET", "HTTP/1.1");
-                t.process_request_headers();
-                t.process_request_body();
-            }
-            assert!(a.frozen_tx && !b.frozen_tx);
-            assert_eq!(a.intervention(), b.intervention(), "{uri}");
-            assert_eq!(a.matched_rules(), b.matched_rules(), "{uri}");
-            assert_eq!(resolved(&a), resolved(&b), "{uri}");
+            same_without_prefix(&rs, &without, uri);
         }
         // What the comparison covers: the gates jump unless removed or
         // skipped, and rule 17 sees the match of gate 15.
         let logged = |uri: &str| -> Vec<i64> {
-            let mut tx = rs.transaction();
-            tx.process_uri(uri, "GET", "HTTP/1.1");
-            tx.process_request_headers();
-            tx.process_request_body();
-            tx.matched_rules()
+            both_phases(&rs, uri)
+                .matched_rules()
                 .iter()
                 .filter(|m| m.log)
                 .map(|m| m.id)
